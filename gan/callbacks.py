@@ -1,0 +1,89 @@
+"""Callbacks that watch training: sample grids and throughput."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torchvision.utils import make_grid, save_image
+
+
+def to_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+    """(B, C, H, W) in [-1, 1] -> one (C, H', W') image in [0, 1]."""
+    return make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True,
+                     value_range=(-1, 1), pad_value=1.0)
+
+
+class SampleGrid(L.Callback):
+    """Grids of the module's fixed noise every `every_n_epochs` epochs and/or `every_n_steps`
+    G steps, plus one grid of real images at the start and a final grid at the end.
+
+    Each grid goes to TensorBoard (`samples/...`, x-axis = G step) and to a PNG in
+    `<run dir>/samples/`."""
+
+    def __init__(self, every_n_epochs: int | None = 1, every_n_steps: int | None = None,
+                 nrow: int = 8):
+        for name, value in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
+            if value is not None and value < 1:
+                raise ValueError(f"callbacks.samples.{name} must be >= 1 or null, got {value}")
+        self.every_n_epochs, self.every_n_steps, self.nrow = every_n_epochs, every_n_steps, nrow
+        self._last_logged_step = -1
+
+    def _log(self, trainer, tag: str, images: torch.Tensor, filename: str) -> None:
+        grid = to_grid(images, self.nrow)
+        out = Path(trainer.default_root_dir) / "samples"
+        out.mkdir(parents=True, exist_ok=True)
+        save_image(grid, out / filename)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(tag, grid, trainer.lightning_module.g_step)
+
+    @rank_zero_only
+    def _log_fixed(self, trainer, pl_module, filename: str) -> None:
+        self._last_logged_step = pl_module.g_step
+        images = pl_module.sample(pl_module.fixed_z, pl_module.fixed_labels)
+        self._log(trainer, "samples/fixed_noise", images, filename)
+
+    @rank_zero_only
+    def on_train_start(self, trainer, pl_module):
+        real = trainer.datamodule.train_images[: len(pl_module.fixed_z)]
+        self._log(trainer, "samples/real", real.float() / 127.5 - 1, "real.png")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = pl_module.g_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_logged_step:
+            self._log_fixed(trainer, pl_module, f"step{step:07d}.png")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            self._log_fixed(trainer, pl_module, f"epoch{epoch:03d}.png")
+
+    def on_train_end(self, trainer, pl_module):
+        self._log_fixed(trainer, pl_module, "final.png")
+
+
+class Throughput(L.Callback):
+    """Training images per second on the progress bar and in TensorBoard (`train/img_per_s`),
+    smoothed over the last batches; the first batch (warm-up) is not counted."""
+
+    def __init__(self, smoothing: float = 0.9):
+        self.smoothing = smoothing
+        self._t = None
+        self.rate = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._t = None  # do not count the pause between epochs
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        if self._t is not None:
+            rate = len(batch[0]) * trainer.world_size / max(now - self._t, 1e-9)
+            self.rate = rate if self.rate is None else (
+                self.smoothing * self.rate + (1 - self.smoothing) * rate)
+            pl_module.log("train/img_per_s", self.rate, prog_bar=True)
+        self._t = now

@@ -1,0 +1,95 @@
+"""Sample a trained generator: `python -m gan.generate ckpt_path=<file> n=64 [out=grid.png]`.
+
+`out=*.png` (or .jpg) writes a grid; `out=*.pt` writes one float tensor (N, C, H, W) in [-1, 1],
+the format `gan.evaluate` scores. Needs only the checkpoint: the generator is rebuilt from the
+resolved config the checkpoint carries, on the CPU unless `device=` says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import save_image
+
+from gan.callbacks import to_grid
+from gan.checkpoint_io import atomic_write
+from gan.config import CONF_DIR, build
+
+log = logging.getLogger(__name__)
+
+
+class Sampler:
+    """A generator restored from a training checkpoint, callable as `sampler(n) -> images`."""
+
+    def __init__(self, ckpt_path: str | Path, device: str = "cpu"):
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ckpt_path={path} does not exist")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        if "config" not in hparams or "state_dict" not in ckpt:
+            raise ValueError(f"{path} is not a checkpoint written by gan.train (no config inside)")
+        self.config = OmegaConf.create(hparams["config"])
+        self.img_shape = tuple(hparams["img_shape"])
+        self.num_classes = hparams["num_classes"]
+        self.generator = build(self.config.model.generator, img_shape=self.img_shape,
+                               num_classes=self.num_classes)
+        self.generator.load_state_dict(self._generator_weights(ckpt["state_dict"]))
+        self.generator.to(device).eval()
+        self.device = torch.device(device)
+
+    @staticmethod
+    def _generator_weights(state_dict: dict) -> dict:
+        """The sampling generator's weights: an averaged copy (EMA) when the run kept one."""
+        for prefix in ("generator_ema.", "generator."):
+            weights = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            if weights:
+                return weights
+        raise ValueError("the checkpoint holds no generator weights")
+
+    @torch.no_grad()
+    def __call__(self, n: int, label: int | None = None, batch_size: int = 1000,
+                 seed: int = 0) -> torch.Tensor:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if label is not None and not 0 <= label < self.num_classes:
+            raise ValueError(f"label={label} is outside 0..{self.num_classes - 1}")
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        labels = (torch.full((n,), label) if label is not None
+                  else torch.arange(n) % self.num_classes).to(self.device)
+        chunks = []
+        for start in range(0, n, batch_size):
+            y = labels[start:start + batch_size]
+            z = torch.randn(len(y), self.generator.latent_dim, generator=g, device=self.device)
+            chunks.append(self.generator(z, y).clamp(-1, 1).cpu())
+        return torch.cat(chunks)  # (N, C, H, W) in [-1, 1]
+
+
+def write(images: torch.Tensor, out: Path, nrow: int) -> None:
+    suffix = out.suffix.lower()
+    if suffix == ".pt":
+        atomic_write(out, lambda tmp: torch.save(images, tmp))
+    elif suffix in (".png", ".jpg", ".jpeg"):
+        atomic_write(out, lambda tmp: save_image(to_grid(images, nrow), tmp, format=suffix[1:]))
+    else:
+        raise ValueError(f"out={out}: use a .png/.jpg (grid) or .pt (tensor) file name")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
+def main(cfg: DictConfig) -> str:
+    if cfg.ckpt_path is None:
+        raise ValueError("ckpt_path=<file.ckpt> is required")
+    sampler = Sampler(cfg.ckpt_path, cfg.device)
+    images = sampler(cfg.n, cfg.label, cfg.batch_size, cfg.seed)
+    out = Path(cfg.out)
+    write(images, out, cfg.nrow)
+    log.info("wrote %s images of shape %s to %s", len(images), tuple(images.shape[1:]), out)
+    return str(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The GAN LightningModule: generator, discriminator, and one alternating training step.
+
+Manual optimisation, as Lightning documents it for GANs. The step knows the loss and tricks only
+through their contracts (gan/losses.py, gan/tricks.py), so adding either never changes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import lightning as L
+import torch
+from torch import nn
+
+from gan.losses import GANLoss
+from gan.tricks import Trick
+
+
+def grad_norm(module: nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+
+class GAN(L.LightningModule):
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: GANLoss,
+        optimizer_g: Callable[..., torch.optim.Optimizer],
+        optimizer_d: Callable[..., torch.optim.Optimizer],
+        tricks: Sequence[Trick] = (),
+        img_shape: Sequence[int] = (1, 28, 28),
+        num_classes: int = 10,
+        n_fixed: int = 64,
+        seed: int = 0,
+        config: dict | None = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        # The nets, loss and tricks are objects: the resolved config (hparams) describes them and
+        # `gan.generate` rebuilds the generator from it.
+        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer_g",
+                                          "optimizer_d", "tricks"])
+        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.tricks = list(tricks)
+        loss.check(discriminator)  # refuse e.g. a BatchNorm critic under a gradient penalty
+        self.latent_dim = generator.latent_dim
+        # Own counters: trainer.global_step counts every optimizer.step(), G's and D's alike.
+        self.d_step = 0
+        self.g_step = 0
+        # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
+        self.register_buffer("fixed_labels", torch.arange(n_fixed) % max(num_classes, 1))
+
+    # ---- the math -------------------------------------------------------------------------
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """D as the loss sees it: every image passes the tricks' input transforms first."""
+        for trick in self.tricks:
+            images = trick.d_input(images, self.d_step)
+        return self.discriminator(images, labels)
+
+    def training_step(self, batch, batch_idx):
+        real, labels = batch
+        opt_g, opt_d = self.optimizers()
+        critic = partial(self.critic, labels=labels)
+        # Fakes share the real batch's labels: class-balanced, and what a conditional D needs.
+        fake = self.generator(self.noise(real.size(0)), labels)
+
+        with self.toggled_optimizer(opt_d):
+            d_real, d_fake = critic(real), critic(fake.detach())
+            target = 1.0
+            for trick in self.tricks:
+                target = trick.real_target(target, self.d_step)
+            d_loss = self.loss.d_loss(d_real, d_fake, target)
+            penalty = self.loss.penalty(critic, real, fake.detach())
+            for trick in self.tricks:
+                penalty = penalty + trick.d_penalty(critic, real, fake.detach(), self.d_step)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss + penalty)
+            d_grad = grad_norm(self.discriminator)
+            opt_d.step()
+        self.loss.after_d_step(self.discriminator)
+        self.d_step += 1
+        self.log("train/d_loss", d_loss, prog_bar=True)
+        self.log_dict({"train/d_penalty": torch.as_tensor(penalty, dtype=torch.float32),
+                       "train/d_real": d_real.mean(), "train/d_fake": d_fake.mean(),
+                       "train/d_grad_norm": d_grad, "train/d_step": float(self.d_step)})
+        self._check_finite("train/d_loss", d_loss)
+
+        if self.d_step % self.loss.n_critic:
+            return
+        with self.toggled_optimizer(opt_g):
+            g_loss = self.loss.g_loss(critic(fake))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            g_grad = grad_norm(self.generator)
+            opt_g.step()
+        self.g_step += 1
+        self.log("train/g_loss", g_loss, prog_bar=True)
+        self.log_dict({"train/g_grad_norm": g_grad, "train/g_step": float(self.g_step)})
+
+    def _check_finite(self, name: str, value: torch.Tensor) -> None:
+        # Checked every 50 D steps only: .item() synchronises with an accelerator.
+        if self.d_step % 50 == 1 and not math.isfinite(value.item()):
+            raise FloatingPointError(
+                f"{name} is {value.item()} at D step {self.d_step}: training diverged. Lower "
+                f"optim.lr_g / optim.lr_d, or change loss= or model=."
+            )
+
+    def configure_optimizers(self):
+        return (self.optimizer_g(self.generator.parameters()),
+                self.optimizer_d(self.discriminator.parameters()))
+
+    # ---- sampling ---------------------------------------------------------------------------
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator for grids, generation and metrics (a trick may swap it, e.g. EMA)."""
+        generator = self.generator
+        for trick in self.tricks:
+            generator = trick.sampling_generator(generator)
+        return generator
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] for noise `z`, in eval mode (BatchNorm uses running statistics)."""
+        generator = self.sampling_generator()
+        was_training = generator.training
+        generator.eval()
+        try:
+            return generator(z, labels).clamp(-1, 1)
+        finally:
+            generator.train(was_training)
+
+    # ---- DDP and checkpoints -----------------------------------------------------------------
+
+    def on_fit_start(self):
+        if self.trainer.world_size > 1:
+            # seed_everything seeds every rank alike: offset the noise so ranks draw different z.
+            torch.manual_seed(torch.initial_seed() + self.global_rank)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["gan_counters"] = {"d_step": self.d_step, "g_step": self.g_step}
+
+    def on_load_checkpoint(self, checkpoint):
+        counters = checkpoint.get("gan_counters", {})
+        self.d_step = counters.get("d_step", 0)
+        self.g_step = counters.get("g_step", 0)

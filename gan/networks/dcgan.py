@@ -1,0 +1,82 @@
+"""DCGAN (Radford et al. 2016) sized from the data: 28x28 starts G at 7x7, 32 and 64 at 4x4.
+
+G upsamples by stride-2 transposed convolutions, halving the width each time; D mirrors it with
+stride-2 convolutions and LeakyReLU 0.2. D's normalisation is a choice because a WGAN-GP critic
+must not use BatchNorm: the penalty is per sample and BatchNorm couples the samples of a batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "instance", "layer", "none")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)  # one group = LayerNorm over (C, H, W)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+def num_upsamplings(size: int) -> int:
+    """How many stride-2 stages lead from a small base (<= 7 pixels) to `size`."""
+    stages = 0
+    while size % 2 == 0 and size > 7:
+        size //= 2
+        stages += 1
+    if stages == 0:
+        raise ValueError(f"DCGAN needs an even image size (28, 32, 64 ...), got {size}")
+    return stages
+
+
+class Generator(nn.Module):
+    def __init__(self, img_shape, latent_dim: int = 100, width: int = 64, norm: str = "batch",
+                 num_classes: int = 0):
+        super().__init__()
+        channels, height, _ = img_shape
+        self.img_shape, self.latent_dim = tuple(img_shape), latent_dim
+        stages = num_upsamplings(height)
+        self.base = height >> stages
+        self.base_channels = width * 2 ** (stages - 1)
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, self.base_channels * self.base**2, bias=False),
+            nn.Unflatten(1, (self.base_channels, self.base, self.base)),
+            norm_layer(norm, self.base_channels),
+            nn.ReLU(inplace=True),
+        )
+        layers, c = [], self.base_channels
+        for _ in range(stages - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False),
+                       norm_layer(norm, c // 2), nn.ReLU(inplace=True)]
+            c //= 2
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self.project(z))  # (B, C, H, W)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, img_shape, width: int = 64, norm: str = "batch", num_classes: int = 0):
+        super().__init__()
+        channels, height, _ = img_shape
+        stages = num_upsamplings(height)
+        layers, c_in, c = [], channels, width
+        for i in range(stages):
+            # No normalisation on the first layer (DCGAN paper): it sees raw pixels.
+            layers += [nn.Conv2d(c_in, c, 4, 2, 1, bias=(i == 0 or norm == "none")),
+                       norm_layer("none" if i == 0 else norm, c),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            c_in, c = c, c * 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in * (height >> stages) ** 2, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)  # (B,)
