@@ -3,12 +3,17 @@
 G upsamples by stride-2 transposed convolutions, halving the width each time; D mirrors it with
 stride-2 convolutions and LeakyReLU 0.2. D's normalisation is a choice because a WGAN-GP critic
 must not use BatchNorm: the penalty is per sample and BatchNorm couples the samples of a batch.
+
+`conditional=True`: G reads z concatenated with a label embedding; D becomes a projection
+discriminator (Miyato & Koyama 2018) on its flattened features.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from gan.networks.conditional import LabelConcat, Projection, class_count
 
 NORMS = ("batch", "instance", "layer", "none")
 
@@ -32,21 +37,24 @@ def num_upsamplings(size: int) -> int:
         size //= 2
         stages += 1
     if stages == 0:
-        raise ValueError(f"DCGAN needs an even image size (28, 32, 64 ...), got {size}")
+        raise ValueError(f"the conv nets need an even image size (28, 32, 64 ...), got {size}")
     return stages
 
 
 class Generator(nn.Module):
     def __init__(self, img_shape, latent_dim: int = 100, width: int = 64, norm: str = "batch",
-                 num_classes: int = 0):
+                 num_classes: int = 0, conditional: bool = False, embed_dim: int = 16):
         super().__init__()
         channels, height, _ = img_shape
         self.img_shape, self.latent_dim = tuple(img_shape), latent_dim
+        self.conditional = conditional
+        classes = class_count(conditional, num_classes)
         stages = num_upsamplings(height)
         self.base = height >> stages
         self.base_channels = width * 2 ** (stages - 1)
+        inputs = latent_dim + (embed_dim if classes else 0)
         self.project = nn.Sequential(
-            nn.Linear(latent_dim, self.base_channels * self.base**2, bias=False),
+            nn.Linear(inputs, self.base_channels * self.base**2, bias=False),
             nn.Unflatten(1, (self.base_channels, self.base, self.base)),
             norm_layer(norm, self.base_channels),
             nn.ReLU(inplace=True),
@@ -58,14 +66,20 @@ class Generator(nn.Module):
             c //= 2
         layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        self.label_concat = LabelConcat(classes, embed_dim) if classes else None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.label_concat is not None:
+            z = self.label_concat(z, labels)  # (B, latent_dim + embed_dim)
         return self.net(self.project(z))  # (B, C, H, W)
 
 
 class Discriminator(nn.Module):
-    def __init__(self, img_shape, width: int = 64, norm: str = "batch", num_classes: int = 0):
+    def __init__(self, img_shape, width: int = 64, norm: str = "batch", num_classes: int = 0,
+                 conditional: bool = False):
         super().__init__()
+        self.conditional = conditional
+        classes = class_count(conditional, num_classes)
         channels, height, _ = img_shape
         stages = num_upsamplings(height)
         layers, c_in, c = [], channels, width
@@ -76,7 +90,13 @@ class Discriminator(nn.Module):
                        nn.LeakyReLU(0.2, inplace=True)]
             c_in, c = c, c * 2
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in * (height >> stages) ** 2, 1)
+        features = c_in * (height >> stages) ** 2
+        self.head = nn.Linear(features, 1)
+        self.projection = Projection(classes, features) if classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1)).squeeze(1)  # (B,)
+        h = self.features(x).flatten(1)  # (B, C' * base * base)
+        logits = self.head(h).squeeze(1)  # (B,)
+        if self.projection is not None:
+            logits = logits + self.projection(h, labels)
+        return logits
