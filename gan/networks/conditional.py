@@ -61,8 +61,9 @@ class Projection(nn.Module):
 class ConditionalBatchNorm2d(nn.Module):
     """BatchNorm2d with a per-class gain and bias; `num_classes=0`: plain affine BatchNorm2d.
 
-    Gains start at N(1, 0.02) rather than exactly 1 so that classes differ from the first step
-    (and a test can see that the label matters); biases start at 0."""
+    The gain is 1 + a per-class offset (BigGAN's form), so spectral norm on G, which also
+    normalises embeddings, bounds the offset instead of shrinking the gain itself. Offsets start
+    at N(0, 0.02) rather than 0 so that classes differ from the first step; biases start at 0."""
 
     def __init__(self, channels: int, num_classes: int = 0):
         super().__init__()
@@ -71,7 +72,7 @@ class ConditionalBatchNorm2d(nn.Module):
         if num_classes:
             self.gain = nn.Embedding(num_classes, channels)
             self.bias = nn.Embedding(num_classes, channels)
-            nn.init.normal_(self.gain.weight, 1.0, 0.02)
+            nn.init.normal_(self.gain.weight, 0.0, 0.02)
             nn.init.zeros_(self.bias.weight)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -79,6 +80,6 @@ class ConditionalBatchNorm2d(nn.Module):
         if not self.num_classes:
             return x
         labels = check_labels(labels, len(x))
-        gain = self.gain(labels)[:, :, None, None]  # (B, C, 1, 1)
+        gain = 1 + self.gain(labels)[:, :, None, None]  # (B, C, 1, 1)
         bias = self.bias(labels)[:, :, None, None]  # (B, C, 1, 1)
         return gain * x + bias
