@@ -1,0 +1,140 @@
+"""Real runs, as a user types them: `python -m gan.train ...` in a subprocess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import FAST, REPO, run_module
+
+TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    files = sorted(run_dir.glob("events.out.tfevents.*"))
+    assert files, f"no TensorBoard event file in {run_dir}: {list(run_dir.iterdir())}"
+    acc = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny 2-epoch run shared by the tests below."""
+    run_dir = tmp_path_factory.mktemp("run")
+    run_module("gan.train", *TINY, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}",
+               cwd=tmp_path_factory.mktemp("cwd"))
+    return run_dir
+
+
+def test_run_dir_holds_every_artefact(trained):
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
+    assert (trained / ".hydra" / "config.yaml").is_file()
+    assert {p.name for p in (trained / "samples").iterdir()} >= {
+        "real.png", "epoch001.png", "epoch002.png", "final.png"}
+    acc = events(trained)
+    assert {"samples/real", "samples/fixed_noise"} <= set(acc.Tags()["images"])
+    scalars = set(acc.Tags()["scalars"])
+    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/d_grad_norm",
+            "train/g_grad_norm", "train/img_per_s"} <= scalars
+    d_steps = [e.value for e in acc.Scalars("train/d_step")]
+    assert d_steps == sorted(d_steps) and d_steps[-1] == 16  # 2 epochs x 8 batches
+
+
+def test_nothing_lands_outside_the_run_dir(tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    run_module("gan.train", *TINY, "trainer.limit_train_batches=2",
+               f"hydra.run.dir={tmp_path / 'run'}", cwd=cwd)
+    assert list(cwd.iterdir()) == []  # no lightning_logs/, no outputs/ when run.dir is given
+
+
+def test_resume_continues_counters_optimizer_and_noise(trained, tmp_path):
+    first = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=False)
+    resumed_dir = tmp_path / "resumed"
+    run_module("gan.train", *TINY, "trainer.max_epochs=3",
+               f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
+               f"hydra.run.dir={resumed_dir}", cwd=tmp_path)
+    second = torch.load(resumed_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert first["gan_counters"] == {"d_step": 16, "g_step": 16}
+    assert second["gan_counters"] == {"d_step": 24, "g_step": 24}  # one more epoch of 8
+    assert second["epoch"] == first["epoch"] + 1
+    adam_steps = [int(s["state"][0]["step"]) for s in second["optimizer_states"]]
+    assert adam_steps == [24, 24]  # optimizer state went on from 16, not from 0
+    fixed = "fixed_z"
+    assert torch.equal(first["state_dict"][fixed], second["state_dict"][fixed])
+
+
+def test_generate_grid_and_tensor(trained, tmp_path):
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    run_module("gan.generate", f"ckpt_path={ckpt}", "n=64", f"out={tmp_path / 'g.png'}",
+               f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    from PIL import Image
+    assert Image.open(tmp_path / "g.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 8x8, 2px padding
+    run_module("gan.generate", f"ckpt_path={ckpt}", "n=300", f"out={tmp_path / 's.pt'}",
+               f"hydra.run.dir={tmp_path / 'gen'}", cwd=tmp_path)
+    samples = torch.load(tmp_path / "s.pt")
+    assert samples.shape == (300, 1, 28, 28) and samples.dtype == torch.float32
+    assert -1 <= samples.min() < samples.max() <= 1
+    assert samples.std() > 0.01  # not a constant image
+
+
+def test_two_job_multirun_gives_two_named_run_dirs(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_module("gan.train", "-m", *TINY, "trainer.limit_train_batches=2", "loss=bce,hinge",
+               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 2
+    assert "loss=bce" in jobs[0] and "loss=hinge" in jobs[1]
+    for job in jobs:
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+        assert list((sweep / job).glob("events.out.tfevents.*"))
+    assert (sweep / "multirun.yaml").is_file()
+    rows = [line.split("\t") for line in (sweep / "index.tsv").read_text().splitlines()]
+    assert rows[0] == ["job", "status", "metric", "dir", "overrides"]
+    assert [r[3] for r in rows[1:]] == jobs and [r[1] for r in rows[1:]] == ["ok", "ok"]
+    assert "loss=hinge" in rows[2][4] and "model.generator.hidden=[32]" in rows[2][4]
+
+
+def test_failed_sweep_job_does_not_end_the_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    # loss.n_critic=0 is refused at build time: job 0 fails, job 1 must still run
+    run_module("gan.train", "-m", *TINY, "trainer.limit_train_batches=2", "loss.n_critic=0,1",
+               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    failed, ok = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert "loss.n_critic=0" in failed.name
+    assert "loss.n_critic must be >= 1" in (failed / "FAILED.txt").read_text()
+    assert (ok / "checkpoints" / "last.ckpt").is_file()
+    statuses = [line.split("\t")[1] for line in (sweep / "index.tsv").read_text().splitlines()]
+    assert statuses == ["status", "failed", "ok"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["model=nope"], "Could not find 'model/nope'"),
+    (["loss.n_critic=0"], "loss.n_critic must be >= 1"),
+    (["tricks=[label_smoothing]", "loss=hinge"], "changes the real target of a loss with targets"),
+    (["model=dcgan", "loss=wgan_gp", "model.discriminator.norm=batch"], "BatchNorm"),
+    (["ckpt_path=/no/such.ckpt"], "does not exist"),
+])
+def test_bad_input_fails_with_a_clear_message(tmp_path, args, message):
+    proc = run_module("gan.train", *FAST, *args, f"hydra.run.dir={tmp_path}", cwd=tmp_path,
+                      check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+
+
+def test_readme_commands_are_real():
+    """Every `python -m gan.*` line in the README names a config group option that exists."""
+    readme = (REPO / "README.md").read_text()
+    conf = REPO / "conf"
+    for line in readme.splitlines():
+        if "python -m gan." not in line:
+            continue
+        for token in line.split():
+            group, _, option = token.strip("'\"").partition("=")
+            if (conf / group).is_dir() and option and not option.startswith("["):
+                for name in option.split(","):
+                    assert (conf / group / f"{name}.yaml").is_file(), f"{token} in: {line}"
