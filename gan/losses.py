@@ -141,3 +141,20 @@ class WGANGP(Wasserstein):
 
     def check(self, discriminator):
         refuse_batchnorm(discriminator, "wgan_gp")
+
+
+class WGANLP(Wasserstein):
+    """WGAN with the one-sided Lipschitz penalty (Petzka et al. 2018, "On the regularization of
+    Wasserstein GANs"): lambda * E[max(0, ||grad D(x_hat)|| - 1)^2]. Only gradients steeper than 1
+    are penalised, which is what 1-Lipschitz asks; GP's two-sided term also pushes flat regions
+    of the critic towards slope 1."""
+
+    def __init__(self, n_critic: int = 5, lp_weight: float = 10.0):
+        super().__init__(n_critic)
+        self.lp_weight = lp_weight
+
+    def penalty(self, critic, real, fake):
+        return self.lp_weight * gradient_penalty(critic, real, fake, one_sided=True)
+
+    def check(self, discriminator):
+        refuse_batchnorm(discriminator, "wgan_lp")
