@@ -20,6 +20,7 @@ from gan.config import CONF_DIR, build
 from gan.generate import Sampler
 from gan.networks import sagan
 from gan.networks.sagan import SelfAttention
+from gan.spectral_norm import apply_spectral_norm
 
 ARCHS = ("mlp", "dcgan", "resnet", "sagan")
 # Narrow nets keep the file fast; the architecture (and what is tested) is unchanged.
@@ -198,3 +199,14 @@ def test_generate_label_uses_that_class(trained):
     expected = {c: module.sample(z, torch.full((4,), c)) for c in (7, 3)}
     torch.testing.assert_close(images, expected[7])
     assert not torch.allclose(images, expected[3])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_spectral_norm_keeps_conditional_nets_finite(arch):
+    """tricks.spectral_norm also normalises embeddings (projection, conditional BN): an all-zero
+    table there would divide 0 by 0."""
+    G, D = nets(arch, True)
+    apply_spectral_norm(G), apply_spectral_norm(D)
+    labels = torch.arange(4)
+    fake = G(noise(4, G.latent_dim), labels)
+    assert torch.isfinite(fake).all() and torch.isfinite(D(fake, labels)).all()

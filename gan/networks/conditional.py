@@ -62,8 +62,9 @@ class ConditionalBatchNorm2d(nn.Module):
     """BatchNorm2d with a per-class gain and bias; `num_classes=0`: plain affine BatchNorm2d.
 
     The gain is 1 + a per-class offset (BigGAN's form), so spectral norm on G, which also
-    normalises embeddings, bounds the offset instead of shrinking the gain itself. Offsets start
-    at N(0, 0.02) rather than 0 so that classes differ from the first step; biases start at 0."""
+    normalises embeddings, bounds the offset instead of shrinking the gain itself. Offsets and
+    biases start at N(0, 0.02), not 0: classes differ from the first step, and spectral norm of
+    an all-zero table is 0/0 = NaN."""
 
     def __init__(self, channels: int, num_classes: int = 0):
         super().__init__()
@@ -73,7 +74,7 @@ class ConditionalBatchNorm2d(nn.Module):
             self.gain = nn.Embedding(num_classes, channels)
             self.bias = nn.Embedding(num_classes, channels)
             nn.init.normal_(self.gain.weight, 0.0, 0.02)
-            nn.init.zeros_(self.bias.weight)
+            nn.init.normal_(self.bias.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.bn(x)
