@@ -1,0 +1,86 @@
+"""`python -m gan.evaluate samples=<file.pt> n=10000 data=mnist`: score generated samples.
+
+Prints the metrics of gan/metrics.py and writes them, with the sample count, reference split and
+extractor checksum they are relative to, as JSON to `out` (default: the Hydra run dir).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from gan.classifier import extractor_id
+from gan.metrics import DESCRIPTIONS, compute_metrics
+
+log = logging.getLogger(__name__)
+_CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: see DESIGN.md 4
+
+
+def load_samples(path: str | Path) -> torch.Tensor:
+    """A tensor file written by `torch.save(tensor, path)`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"samples file {path} does not exist")
+    fake = torch.load(path, map_location="cpu", weights_only=True)
+    if not torch.is_tensor(fake):
+        raise ValueError(f"{path} holds a {type(fake).__name__}, expected one tensor "
+                         "(N, 1, 28, 28) float in [-1, 1] saved with torch.save(tensor, path)")
+    return fake
+
+
+def fake_samples(cfg: DictConfig) -> torch.Tensor:
+    """The images to score: from `samples=` or (planned) drawn from `ckpt_path=`."""
+    if (cfg.samples is None) == (cfg.ckpt_path is None):
+        raise ValueError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
+    if cfg.samples is not None:
+        return load_samples(cfg.samples)
+    # The ckpt_path branch lands here, e.g.:
+    #   from gan.generate import load_sampler
+    #   return load_sampler(cfg.ckpt_path)(cfg.n)
+    raise NotImplementedError("ckpt_path= is not wired yet; write samples with gan.generate "
+                              "out=samples.pt and pass samples=samples.pt")
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    fake = fake_samples(cfg)
+    values = compute_metrics(
+        fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed
+    )
+    return {
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "n": cfg.n,
+        "samples": cfg.samples,
+        "ckpt_path": cfg.ckpt_path,
+        "extractor_sha256": extractor_id(cfg.dataset),
+        "metrics": values,
+    }
+
+
+@hydra.main(version_base="1.3", config_path=_CONF_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    try:
+        report = evaluate(cfg)
+    except (ValueError, FileNotFoundError, NotImplementedError) as err:
+        raise SystemExit(f"gan.evaluate: {err}") from err  # a usage error, not a crash
+    print(f"{cfg.dataset}: n={cfg.n} samples vs {cfg.n} real ({cfg.split} split)")
+    for key, value in report["metrics"].items():
+        print(f"  {key:<16} {value:12.4f}   {DESCRIPTIONS[key]}")
+    write_json(report, cfg.out)
+    print(f"wrote {cfg.out}")
+    return report["metrics"]["fid"]
+
+
+def write_json(report: dict, out: str | Path) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Offline metrics (gan/metrics.py) and their classifier (gan/classifier.py).
+
+Tests on real digits read GAN_DATA_DIR (CI: ../shared/data) or ./data and skip when neither
+holds the raw IDX files. Sample counts are small (n=2000) to keep this file near a minute on two
+CPU cores; the n=10000 reference values are checked under `-m slow`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.transforms.functional import gaussian_blur
+
+from gan import classifier, metrics
+from gan.data import MNIST, FashionMNIST, to_unit_range
+
+N = 2000
+
+
+def _data_root(name: str) -> str:
+    root = os.environ.get("GAN_DATA_DIR") or "./data"
+    if not (Path(root) / name / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.skip(f"{name} raw files not under GAN_DATA_DIR or ./data ({root}); set GAN_DATA_DIR")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("metrics_cache")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """(root, train images, train labels) with images float in [-1, 1]."""
+    root = _data_root("MNIST")
+    images, labels = MNIST(root=root, download=False).load(train=True)
+    return root, to_unit_range(images), labels
+
+
+@pytest.fixture(scope="module")
+def score(mnist, cache):
+    root = mnist[0]
+    return lambda fake, n=N: metrics.compute_metrics(fake, "mnist", n=n, root=root, cache=cache)
+
+
+@pytest.fixture(scope="module")
+def floor(mnist, score):
+    """Real (train) vs real (test): the best any generator can do."""
+    return score(mnist[1][:N])
+
+
+@pytest.fixture(scope="module")
+def noise(score):
+    return score(torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+
+
+@pytest.fixture(scope="module")
+def one_class(mnist, score):
+    _, images, labels = mnist
+    return score(images[labels == 0][:N])
+
+
+def test_real_vs_real_is_near_the_floor(floor, noise):
+    assert floor["fid"] < 0.01 * noise["fid"], (floor, noise)
+    assert floor["kid"] < 0.01 * noise["kid"], (floor, noise)
+    assert floor["is"] > 9.0
+    assert floor["precision"] > 0.6 and floor["recall"] > 0.6
+    assert floor["classes_covered"] == 10
+    assert floor["class_kl"] < 0.02
+
+
+def test_uniform_noise_is_far_above(noise, floor):
+    assert noise["fid"] > 100 * max(floor["fid"], 1e-3)
+    assert noise["is"] < 2.0  # noise lands in one or two classes, with confidence or not
+    assert noise["classes_covered"] <= 3
+
+
+def test_precision_falls_for_noise(noise, floor):
+    assert noise["precision"] < 0.05 < 0.6 < floor["precision"]
+
+
+def test_one_class_is_caught_by_histogram_and_recall(one_class, floor):
+    assert one_class["classes_covered"] == 1
+    assert one_class["class_kl"] == pytest.approx(math.log(10), abs=0.1)
+    assert one_class["recall"] < 0.3 < floor["recall"]
+    assert one_class["precision"] > 0.6  # every sample is a real zero: fidelity stays high
+
+
+def test_blur_raises_fid_monotonically(mnist, cache):
+    # FID alone (the full metric set costs 5x more and is covered above)
+    model = classifier.load_classifier("mnist")
+    real, _ = metrics.real_reference("mnist", N, root=mnist[0], cache=cache)
+    images = mnist[1][:N]
+    fids = []
+    for sigma in (0.0, 0.5, 1.0, 1.5, 2.0):
+        blurred = gaussian_blur(images, kernel_size=9, sigma=sigma) if sigma else images
+        fids.append(metrics.frechet_distance(real, metrics.extract(model, blurred)[0]))
+    assert all(a < b for a, b in zip(fids, fids[1:])), fids
+
+
+def test_metrics_are_reproducible_and_cached(mnist, score, cache, floor):
+    files = list(Path(cache).glob("real_mnist_test_*.pt"))
+    assert len(files) == 1 and not list(Path(cache).glob("*.tmp"))
+    metrics.clear_memo()  # force the on-disk path
+    assert score(mnist[1][:N]) == floor
+
+
+def test_custom_extractor_contract_matches_torchmetrics(mnist):
+    """The classifier is itself a torchmetrics extractor (no 299x299 dummy forward) and the
+    precomputed-feature path gives the same FID."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    model = classifier.load_classifier("mnist")
+    real, fake = mnist[1][:500], mnist[1][500:1000].flip(-1)
+    fid = FrechetInceptionDistance(feature=model)
+    fid.update(real, real=True)
+    fid.update(fake, real=False)
+    direct = fid.compute().item()
+    ours = metrics.frechet_distance(model(real), model(fake))
+    assert ours == pytest.approx(direct, rel=1e-4)
+
+
+def test_bad_inputs_get_clear_errors(score):
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        score(torch.zeros(N, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        score(torch.rand(N, 1, 28, 28) * 255)
+    with pytest.raises(ValueError, match="at least n=2000"):
+        score(torch.zeros(10, 1, 28, 28))
+    with pytest.raises(ValueError, match="float"):
+        score(torch.zeros(N, 1, 28, 28, dtype=torch.uint8))
+
+
+def test_histogram_stats_definition():
+    logits = torch.full((1000, 10), -10.0)
+    logits[:, 3] = 10  # everything predicted as class 3
+    assert metrics.class_histogram_stats(logits) == (1.0, pytest.approx(math.log(10)))
+    logits = torch.eye(10).repeat(100, 1)  # perfectly balanced
+    assert metrics.class_histogram_stats(logits) == (10.0, pytest.approx(0.0, abs=1e-12))
+    logits[:20] = torch.eye(10)[3]  # 20 stray votes (2 %) do not uncover a class...
+    logits[:990, 0] = 100  # ...when 99 % collapse on class 0
+    covered, _ = metrics.class_histogram_stats(logits)
+    assert covered == 1
+
+
+def test_wrong_checksum_names_file_hashes_and_command(tmp_path):
+    shipped = classifier.weights_path("mnist")
+    copy = tmp_path / shipped.name
+    shutil.copy(shipped, copy)
+    with open(copy, "r+b") as f:  # flip one byte of the copy, never of the shipped file
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0xFF]))
+    expected = classifier.registered_checksums()[shipped.name]
+    with pytest.raises(RuntimeError) as err:
+        classifier.load_classifier("mnist", path=copy)
+    msg = str(err.value)
+    assert str(copy) in msg and expected in msg and classifier.sha256(copy) in msg
+    assert "python -m gan.classifier data=mnist" in msg
+
+
+def test_missing_registry_entry_is_an_error(tmp_path, monkeypatch):
+    registry = tmp_path / "checksums.json"
+    registry.write_text(json.dumps({}))
+    monkeypatch.setattr(classifier, "CHECKSUMS", registry)
+    monkeypatch.setattr(classifier, "registered_checksums", lambda: {})
+    with pytest.raises(RuntimeError, match="no entry.*\n.*gan.classifier data=mnist"):
+        classifier.load_classifier("mnist")
+
+
+def test_shipped_weights_are_small():
+    for name in classifier.DATASETS:
+        assert classifier.weights_path(name).stat().st_size < 512 * 1024
+
+
+@pytest.mark.parametrize("name,data_cls", [("mnist", MNIST), ("fashion_mnist", FashionMNIST)])
+def test_classifier_accuracy_meets_the_bar(name, data_cls):
+    root = _data_root(data_cls.dataset_cls.__name__)
+    images, labels = data_cls(root=root, download=False).test_split()
+    # through metrics.extract: the exact path (channels_last, batching) the metrics use
+    logits = metrics.extract(classifier.load_classifier(name), images)[1]
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    assert acc >= classifier.MIN_TEST_ACCURACY[name], acc
+
+
+def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from gan import evaluate
+
+    samples = tmp_path / "samples.pt"
+    torch.save(mnist[1][:500].clone(), samples)  # clone: a view would save all 60k images
+    monkeypatch.setenv("GAN_CACHE_DIR", str(cache))
+    out = tmp_path / "metrics.json"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=evaluate._CONF_DIR, version_base="1.3"):
+        cfg = compose("evaluate", return_hydra_config=True, overrides=[
+            f"samples={samples}", "n=500", f"data.root={mnist[0]}", f"out={out}"])
+        HydraConfig.instance().set_config(cfg)
+        assert evaluate.main.__wrapped__(cfg) == pytest.approx(
+            json.loads(out.read_text())["metrics"]["fid"])
+        report = json.loads(out.read_text())
+        assert report["n"] == 500 and report["dataset"] == "mnist" and report["split"] == "test"
+        assert set(report["metrics"]) == set(metrics.DESCRIPTIONS)
+        bad = compose("evaluate", overrides=[f"samples={samples}", "n=501"])
+        with pytest.raises(SystemExit, match="at least n=501"):
+            evaluate.main.__wrapped__(bad)
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,data_cls", [("mnist", MNIST), ("fashion_mnist", FashionMNIST)])
+def test_reference_values_at_n10000(name, data_cls, cache):
+    """Real train vs real test at the README's n = 10000."""
+    root = _data_root(data_cls.dataset_cls.__name__)
+    train = to_unit_range(data_cls(root=root, download=False).load(train=True)[0][:10_000])
+    real = metrics.compute_metrics(train, name, n=10_000, root=root, cache=cache)
+    noise = metrics.compute_metrics(torch.rand(10_000, 1, 28, 28) * 2 - 1, name, n=10_000,
+                                    root=root, cache=cache)
+    assert real["fid"] < 0.01 * noise["fid"] and real["classes_covered"] == 10
+    assert real["precision"] > 0.6 and noise["precision"] < 0.05
