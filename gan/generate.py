@@ -56,6 +56,9 @@ class Sampler:
                  seed: int = 0) -> torch.Tensor:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        if label is not None and not getattr(self.generator, "conditional", False):
+            raise ValueError("label= needs a conditional checkpoint (trained with "
+                             "model.conditional=true)")
         if label is not None and not 0 <= label < self.num_classes:
             raise ValueError(f"label={label} is outside 0..{self.num_classes - 1}")
         g = torch.Generator(device=self.device).manual_seed(seed)

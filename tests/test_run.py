@@ -135,6 +135,6 @@ def test_readme_commands_are_real():
             continue
         for token in line.split():
             group, _, option = token.strip("'\"").partition("=")
-            if (conf / group).is_dir() and option and not option.startswith("["):
-                for name in option.split(","):
+            if (conf / group).is_dir() and option:
+                for name in option.strip("[]").split(","):
                     assert (conf / group / f"{name}.yaml").is_file(), f"{token} in: {line}"
