@@ -21,7 +21,7 @@ BATCHES, ROUNDS = 200, 3
 
 def rate(batches) -> float:
     start = time.perf_counter()
-    for i, (x, _) in enumerate(batches):
+    for i, _ in enumerate(batches):
         if i + 1 == BATCHES:
             break
     return BATCHES / (time.perf_counter() - start)
