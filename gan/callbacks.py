@@ -1,7 +1,9 @@
-"""Callbacks that watch training: sample grids and throughput."""
+"""Callbacks that watch training: sample grids, throughput and metrics."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from pathlib import Path
 
@@ -10,6 +12,10 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
+
+from gan.checkpoint_io import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 def to_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
@@ -87,3 +93,57 @@ class Throughput(L.Callback):
                 self.smoothing * self.rate + (1 - self.smoothing) * rate)
             pl_module.log("train/img_per_s", self.rate, prog_bar=True)
         self._t = now
+
+
+class Metrics(L.Callback):
+    """Classifier-feature metrics (gan/metrics.py) of the sampling generator during training.
+
+    Every `every_n_epochs` epochs, `n` samples are scored against `n` held-out real images and
+    logged under `val/` (so `ModelCheckpoint(monitor="val/fid")` can keep the best). At the end,
+    `n_final` samples are scored and written to `<run dir>/metrics.json`. Off (with one log line)
+    for datasets without a metric classifier, e.g. data=fake or data=folder."""
+
+    def __init__(self, dataset: str | None, every_n_epochs: int | None = 1, n: int = 2000,
+                 n_final: int = 10_000, root: str | None = None, seed: int = 0):
+        from gan.classifier import DATASETS
+
+        self.enabled = dataset in DATASETS
+        self.dataset, self.root, self.seed = dataset, root, seed
+        self.every_n_epochs, self.n, self.n_final = every_n_epochs, n, n_final
+        self.final: dict[str, float] = {}
+        if not self.enabled:
+            log.info("metrics off: no metric classifier for data=%s (have: %s)", dataset,
+                     ", ".join(DATASETS))
+
+    def _score(self, pl_module, n: int) -> dict[str, float]:
+        from gan.metrics import compute_metrics
+
+        g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        fakes = []
+        for start in range(0, n, 500):
+            size = min(500, n - start)
+            z = torch.randn(size, pl_module.latent_dim, generator=g, device=pl_module.device)
+            labels = torch.arange(start, start + size, device=pl_module.device) % max(
+                pl_module.hparams.num_classes, 1)
+            fakes.append(pl_module.sample(z, labels))
+        return compute_metrics(torch.cat(fakes), self.dataset, n=n, root=self.root,
+                               seed=self.seed)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if not (self.enabled and self.every_n_epochs and epoch % self.every_n_epochs == 0):
+            return
+        values = self._score(pl_module, self.n)
+        # Same value on every rank (same seed, same weights), so no reduction is needed.
+        pl_module.log_dict({f"val/{k}": float(v) for k, v in values.items()}, sync_dist=False)
+
+    def on_train_end(self, trainer, pl_module):
+        if not self.enabled or not trainer.is_global_zero:
+            return
+        self.final = {f"val/{k}": float(v) for k, v in self._score(pl_module, self.n_final).items()}
+        report = {"dataset": self.dataset, "n": self.n_final, "reference": "test split",
+                  "g_step": pl_module.g_step, "metrics": self.final}
+        path = Path(trainer.default_root_dir) / "metrics.json"
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+        log.info("final metrics (n=%d vs test split): %s", self.n_final,
+                 ", ".join(f"{k}={v:.4g}" for k, v in self.final.items()))

@@ -51,13 +51,17 @@ def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
 
 
 def objective(trainer: L.Trainer, name: str | None) -> float | None:
-    """The value of `metric` (a logged key such as `train/g_loss`) after training."""
+    """The value of `metric` after training: the final metrics (metrics.json) where a callback
+    computed them, else the last logged value (e.g. `train/g_loss`)."""
     if name is None:
         return None
-    if name not in trainer.callback_metrics:
-        known = ", ".join(sorted(trainer.callback_metrics))
-        raise KeyError(f"metric={name} was not logged; logged keys: {known}")
-    return float(trainer.callback_metrics[name])
+    values = dict(trainer.callback_metrics)
+    for callback in trainer.callbacks:
+        values.update(getattr(callback, "final", {}))
+    if name not in values:  # e.g. val/fid with data=fake: the run itself is fine
+        log.warning("metric=%s was not logged; logged keys: %s", name, ", ".join(sorted(values)))
+        return None
+    return float(values[name])
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
