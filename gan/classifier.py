@@ -138,7 +138,8 @@ class _ChecksumError(RuntimeError):
 
 
 def load_classifier(dataset: str, path: str | os.PathLike | None = None) -> Classifier:
-    """The shipped classifier for `dataset`, in eval mode, float32, after checking its sha256."""
+    """The shipped classifier for `dataset`: eval mode, float32, channels_last, frozen; its
+    sha256 is checked against the registry first."""
     _check_name(dataset)
     path = Path(path) if path is not None else weights_path(dataset)
     expected = registered_checksums().get(weights_path(dataset).name)
@@ -148,7 +149,8 @@ def load_classifier(dataset: str, path: str | os.PathLike | None = None) -> Clas
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model = Classifier(**blob["config"])
     model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-    return model.eval().requires_grad_(False)
+    # channels_last: ~3x faster CPU inference (the 1-channel first conv is slow in NCHW)
+    return model.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
 def save_classifier(model: Classifier, dataset: str, widths, registry: Path = CHECKSUMS) -> str:

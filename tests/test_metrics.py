@@ -71,6 +71,7 @@ def test_real_vs_real_is_near_the_floor(floor, noise):
     assert floor["kid"] < 0.01 * noise["kid"], (floor, noise)
     assert floor["is"] > 9.0
     assert floor["precision"] > 0.6 and floor["recall"] > 0.6
+    assert floor["density"] > 0.6 and floor["coverage"] > 0.6
     assert floor["classes_covered"] == 10
     assert floor["class_kl"] < 0.02
 
@@ -83,12 +84,27 @@ def test_uniform_noise_is_far_above(noise, floor):
 
 def test_precision_falls_for_noise(noise, floor):
     assert noise["precision"] < 0.05 < 0.6 < floor["precision"]
+    assert noise["density"] < 0.05 < 0.6 < floor["density"]
+
+
+def test_density_and_coverage_catch_noise_that_precision_misses(cache):
+    """On Fashion-MNIST features, uniform noise lands in the k-NN balls of a few textured real
+    outliers: precision calls it faithful, density and coverage (Naeem et al. 2020) do not."""
+    root = _data_root("FashionMNIST")
+    real = to_unit_range(FashionMNIST(root=root, download=False).test_split()[0][:N])
+    noise = torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    floor, fake = (metrics.compute_metrics(x, "fashion_mnist", n=N, root=root, cache=cache)
+                   for x in (real, noise))
+    assert fake["density"] < 0.5 * floor["density"]
+    assert fake["coverage"] < 0.05 < 0.6 < floor["coverage"]
+    assert fake["fid"] > 100 * floor["fid"]
 
 
 def test_one_class_is_caught_by_histogram_and_recall(one_class, floor):
     assert one_class["classes_covered"] == 1
     assert one_class["class_kl"] == pytest.approx(math.log(10), abs=0.1)
     assert one_class["recall"] < 0.3 < floor["recall"]
+    assert one_class["coverage"] < 0.3 < floor["coverage"]
     assert one_class["precision"] > 0.6  # every sample is a real zero: fidelity stays high
 
 
@@ -135,6 +151,30 @@ def test_bad_inputs_get_clear_errors(score):
         score(torch.zeros(10, 1, 28, 28))
     with pytest.raises(ValueError, match="float"):
         score(torch.zeros(N, 1, 28, 28, dtype=torch.uint8))
+
+
+def test_manifold_metrics_match_brute_force():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(300, 16, generator=g), torch.randn(200, 16, generator=g) + 0.5
+    ours = metrics.manifold_metrics(real, fake, k=3, chunk=7)  # odd chunks: exercise the seams
+    d_rr, d_ff, d_fr = torch.cdist(real, real), torch.cdist(fake, fake), torch.cdist(fake, real)
+    r_real = d_rr.kthvalue(4, dim=1).values  # 4th smallest: self + 3 neighbours
+    r_fake = d_ff.kthvalue(4, dim=1).values
+    inside = d_fr <= r_real  # (fake, real)
+    assert ours["precision"] == pytest.approx(inside.any(1).float().mean().item())
+    assert ours["recall"] == pytest.approx((d_fr.T <= r_fake).any(1).float().mean().item())
+    assert ours["density"] == pytest.approx(inside.sum().item() / (3 * len(fake)))
+    assert ours["coverage"] == pytest.approx(inside.any(0).float().mean().item())
+    far = metrics.manifold_metrics(real, fake + 100)
+    assert far["precision"] == far["recall"] == far["coverage"] == far["density"] == 0
+
+
+def test_unwritable_cache_still_scores(mnist, tmp_path, caplog):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")  # mkdir under a file fails, as on a read-only mount
+    metrics.clear_memo()
+    feats = metrics.real_features("mnist", root=mnist[0], cache=blocker / "cache")
+    assert feats.shape == (10_000, 128) and "Could not write metrics cache" in caplog.text
 
 
 def test_histogram_stats_definition():
@@ -217,14 +257,28 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
     GlobalHydra.instance().clear()
 
 
+# README reference values: n = 10000; real = first 10000 training images vs the test split,
+# noise = seeded uniform in [-1, 1]. A change here means the README table needs updating.
+REFERENCE = {
+    ("mnist", "real"): {"fid": 1.219, "is": 9.814, "precision": 0.860, "recall": 0.871,
+                        "density": 0.925, "coverage": 0.825, "classes_covered": 10},
+    ("mnist", "noise"): {"fid": 2559.6, "is": 1.0, "precision": 0.0, "recall": 0.0,
+                         "density": 0.0, "coverage": 0.0, "classes_covered": 1},
+    ("fashion_mnist", "real"): {"fid": 0.253, "is": 8.073, "precision": 0.870, "recall": 0.870,
+                                "density": 1.003, "coverage": 0.875, "classes_covered": 10},
+    ("fashion_mnist", "noise"): {"fid": 376.80, "is": 1.126, "precision": 1.0, "recall": 0.0,
+                                 "density": 0.372, "coverage": 0.001, "classes_covered": 2},
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,data_cls", [("mnist", MNIST), ("fashion_mnist", FashionMNIST)])
 def test_reference_values_at_n10000(name, data_cls, cache):
-    """Real train vs real test at the README's n = 10000."""
+    """The README's table, at its n = 10000."""
     root = _data_root(data_cls.dataset_cls.__name__)
     train = to_unit_range(data_cls(root=root, download=False).load(train=True)[0][:10_000])
-    real = metrics.compute_metrics(train, name, n=10_000, root=root, cache=cache)
-    noise = metrics.compute_metrics(torch.rand(10_000, 1, 28, 28) * 2 - 1, name, n=10_000,
-                                    root=root, cache=cache)
-    assert real["fid"] < 0.01 * noise["fid"] and real["classes_covered"] == 10
-    assert real["precision"] > 0.6 and noise["precision"] < 0.05
+    noise = torch.rand(10_000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for label, fake in (("real", train), ("noise", noise)):
+        got = metrics.compute_metrics(fake, name, n=10_000, root=root, cache=cache)
+        for key, want in REFERENCE[name, label].items():
+            assert got[key] == pytest.approx(want, rel=0.01, abs=0.005), (name, label, key)
