@@ -52,11 +52,16 @@ def main() -> None:
 
     dm = DATASETS[args.dataset](root=args.root, download=False)
     fake = to_unit_range(dm.load(train=True)[0][: args.n])  # stand-in for generated samples
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, n={args.n}, "
-          f"dataset={args.dataset}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, n={args.n}, "
+        f"dataset={args.dataset}"
+    )
     with tempfile.TemporaryDirectory() as cache:
-        for label in ("cold (real features computed)", "warm (real features on disk)",
-                      "warm (real features in memory)"):
+        for label in (
+            "cold (real features computed)",
+            "warm (real features on disk)",
+            "warm (real features in memory)",
+        ):
             if not label.endswith("memory)"):
                 metrics.clear_memo()  # what a fresh process sees
             start = time.perf_counter()

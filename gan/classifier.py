@@ -161,8 +161,11 @@ def save_classifier(model: Classifier, dataset: str, widths, registry: Path = CH
         k: (v.half() if v.is_floating_point() else v).contiguous()
         for k, v in model.state_dict().items()
     }
-    config = {"widths": list(widths), "num_features": model.num_features,
-              "num_classes": model.num_classes}
+    config = {
+        "widths": list(widths),
+        "num_features": model.num_features,
+        "num_classes": model.num_classes,
+    }
     tmp = path.with_suffix(".pt.tmp")
     torch.save({"config": config, "state_dict": state}, tmp)
     os.replace(tmp, path)
@@ -225,8 +228,13 @@ def train(
             opt.step()
             sched.step()
         acc = accuracy(model, test_x, test_y)
-        log.info("epoch %d  loss %.4f  test acc %.4f  (%.0f s)", epoch, loss.item(), acc,
-                 time.perf_counter() - start)
+        log.info(
+            "epoch %d  loss %.4f  test acc %.4f  (%.0f s)",
+            epoch,
+            loss.item(),
+            acc,
+            time.perf_counter() - start,
+        )
     return model.eval(), acc
 
 
@@ -243,9 +251,15 @@ def main(cfg) -> float:
         torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
     model, acc = train(
-        cfg.dataset, root=cfg.data.root, download=cfg.data.get("download", False),
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, widths=tuple(cfg.widths), seed=cfg.seed,
+        cfg.dataset,
+        root=cfg.data.root,
+        download=cfg.data.get("download", False),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        widths=tuple(cfg.widths),
+        seed=cfg.seed,
     )
     seconds = time.perf_counter() - start
     bar = MIN_TEST_ACCURACY[cfg.dataset]

@@ -28,8 +28,10 @@ def load_samples(path: str | Path) -> torch.Tensor:
         raise FileNotFoundError(f"samples file {path} does not exist")
     fake = torch.load(path, map_location="cpu", weights_only=True)
     if not torch.is_tensor(fake):
-        raise ValueError(f"{path} holds a {type(fake).__name__}, expected one tensor "
-                         "(N, 1, 28, 28) float in [-1, 1] saved with torch.save(tensor, path)")
+        raise ValueError(
+            f"{path} holds a {type(fake).__name__}, expected one tensor "
+            "(N, 1, 28, 28) float in [-1, 1] saved with torch.save(tensor, path)"
+        )
     return fake
 
 
@@ -39,11 +41,13 @@ def fake_samples(cfg: DictConfig) -> torch.Tensor:
         raise ValueError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
     if cfg.samples is not None:
         return load_samples(cfg.samples)
-    # The ckpt_path branch lands here, e.g.:
-    #   from gan.generate import load_sampler
-    #   return load_sampler(cfg.ckpt_path)(cfg.n)
-    raise NotImplementedError("ckpt_path= is not wired yet; write samples with gan.generate "
-                              "out=samples.pt and pass samples=samples.pt")
+    # The ckpt_path branch lands here (gan.generate.Sampler: `sampler(n) -> images`):
+    #   from gan.generate import Sampler
+    #   return Sampler(cfg.ckpt_path)(cfg.n)
+    raise NotImplementedError(
+        "ckpt_path= is not wired yet; write samples with gan.generate "
+        "out=samples.pt and pass samples=samples.pt"
+    )
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -91,7 +91,10 @@ def cache_dir() -> Path:
 
 
 def real_features(
-    dataset: str, root: str | None = None, split: str = "test", cache: str | Path | None = None,
+    dataset: str,
+    root: str | None = None,
+    split: str = "test",
+    cache: str | Path | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:
     """Classifier features of a whole real split (CPU float32), cached on disk and in memory."""
@@ -153,8 +156,11 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 def kernel_distance(
-    real: torch.Tensor, fake: torch.Tensor, subset_size: int = KID_SUBSET_SIZE,
-    subsets: int = KID_SUBSETS, seed: int = 0,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    subset_size: int = KID_SUBSET_SIZE,
+    subsets: int = KID_SUBSETS,
+    seed: int = 0,
 ) -> tuple[float, float]:
     subset_size = min(subset_size, len(real), len(fake))
     with warnings.catch_warnings():  # "KID will save all extracted features": we know
@@ -188,14 +194,18 @@ def knn_radii_sq(x: torch.Tensor, k: int = PR_K, chunk: int = 1000) -> torch.Ten
     """Squared distance from each row of x to its k-th nearest other row."""
     x_sq = x.square().sum(1)
     # k + 1 smallest: the row itself sits at distance 0
-    radii = [_sq_dists(c, x, x_sq).topk(k + 1, dim=1, largest=False).values[:, k]
-             for c in x.split(chunk)]
+    radii = [
+        _sq_dists(c, x, x_sq).topk(k + 1, dim=1, largest=False).values[:, k] for c in x.split(chunk)
+    ]
     return torch.cat(radii).clamp_(min=0)
 
 
 def manifold_metrics(
-    real: torch.Tensor, fake: torch.Tensor, k: int = PR_K,
-    real_radii_sq: torch.Tensor | None = None, chunk: int = 1000,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    k: int = PR_K,
+    real_radii_sq: torch.Tensor | None = None,
+    chunk: int = 1000,
 ) -> dict[str, float]:
     """k-NN manifold metrics on features, chunked so 10k x 10k never sits in memory at once.
 
@@ -217,8 +227,9 @@ def manifold_metrics(
         d = _sq_dists(c, real, real_sq)  # (chunk, N_real)
         inside_real.append((d <= real_radii_sq).sum(1))
         nearest_fake = torch.minimum(nearest_fake, d.amin(0))
-    in_fake_balls = [(_sq_dists(c, fake, fake_sq) <= fake_radii_sq).any(1)
-                     for c in real.split(chunk)]
+    in_fake_balls = [
+        (_sq_dists(c, fake, fake_sq) <= fake_radii_sq).any(1) for c in real.split(chunk)
+    ]
     inside_real = torch.cat(inside_real).float()
     return {
         "precision": (inside_real > 0).float().mean().item(),
@@ -245,8 +256,13 @@ def class_histogram_stats(logits: torch.Tensor) -> tuple[float, float]:
 
 
 def real_reference(
-    dataset: str, n: int, root: str | None = None, split: str = "test",
-    cache: str | Path | None = None, use_cache: bool = True, seed: int = 0,
+    dataset: str,
+    n: int,
+    root: str | None = None,
+    split: str = "test",
+    cache: str | Path | None = None,
+    use_cache: bool = True,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """n real features (a seeded subset of the split) and their k-NN radii, memoised: a
     training run scores every epoch against the same reference."""
@@ -266,22 +282,32 @@ def real_reference(
 def _check_fake(fake: torch.Tensor, n: int, img_shape=(1, 28, 28)) -> None:
     if not torch.is_tensor(fake) or fake.dim() != 4 or tuple(fake.shape[1:]) != img_shape:
         got = tuple(fake.shape) if torch.is_tensor(fake) else type(fake).__name__
-        raise ValueError(f"fake samples must be a (N, {', '.join(map(str, img_shape))}) tensor, "
-                         f"got {got}")
+        raise ValueError(
+            f"fake samples must be a (N, {', '.join(map(str, img_shape))}) tensor, got {got}"
+        )
     if not fake.is_floating_point():
         raise ValueError(f"fake samples must be float in [-1, 1], got dtype {fake.dtype}")
     if len(fake) < n:
-        raise ValueError(f"need at least n={n} fake samples, got {len(fake)}; lower n or "
-                         "generate more")
+        raise ValueError(
+            f"need at least n={n} fake samples, got {len(fake)}; lower n or generate more"
+        )
     lo, hi = fake.min().item(), fake.max().item()
     if lo < -1.01 or hi > 1.01 or math.isnan(lo) or math.isnan(hi):
-        raise ValueError(f"fake samples must lie in [-1, 1] (the Tanh range), got [{lo:.3g}, "
-                         f"{hi:.3g}]; map [0, 1] images with x * 2 - 1")
+        raise ValueError(
+            f"fake samples must lie in [-1, 1] (the Tanh range), got [{lo:.3g}, "
+            f"{hi:.3g}]; map [0, 1] images with x * 2 - 1"
+        )
 
 
 def compute_metrics(
-    fake: torch.Tensor, dataset: str, n: int = 10_000, root: str | None = None,
-    split: str = "test", cache: str | Path | None = None, use_cache: bool = True, seed: int = 0,
+    fake: torch.Tensor,
+    dataset: str,
+    n: int = 10_000,
+    root: str | None = None,
+    split: str = "test",
+    cache: str | Path | None = None,
+    use_cache: bool = True,
+    seed: int = 0,
 ) -> dict[str, float]:
     """All metrics for the first n of `fake` ((N, 1, 28, 28) float in [-1, 1]) against n real
     images of `split` (a fixed seeded subset when n < the split's size)."""

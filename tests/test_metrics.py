@@ -93,8 +93,10 @@ def test_density_and_coverage_catch_noise_that_precision_misses(cache):
     root = _data_root("FashionMNIST")
     real = to_unit_range(FashionMNIST(root=root, download=False).test_split()[0][:N])
     noise = torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    floor, fake = (metrics.compute_metrics(x, "fashion_mnist", n=N, root=root, cache=cache)
-                   for x in (real, noise))
+    floor, fake = (
+        metrics.compute_metrics(x, "fashion_mnist", n=N, root=root, cache=cache)
+        for x in (real, noise)
+    )
     assert fake["density"] < 0.5 * floor["density"]
     assert fake["coverage"] < 0.05 < 0.6 < floor["coverage"]
     assert fake["fid"] > 100 * floor["fid"]
@@ -243,11 +245,15 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
     out = tmp_path / "metrics.json"
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=evaluate._CONF_DIR, version_base="1.3"):
-        cfg = compose("evaluate", return_hydra_config=True, overrides=[
-            f"samples={samples}", "n=500", f"data.root={mnist[0]}", f"out={out}"])
+        cfg = compose(
+            "evaluate",
+            return_hydra_config=True,
+            overrides=[f"samples={samples}", "n=500", f"data.root={mnist[0]}", f"out={out}"],
+        )
         HydraConfig.instance().set_config(cfg)
         assert evaluate.main.__wrapped__(cfg) == pytest.approx(
-            json.loads(out.read_text())["metrics"]["fid"])
+            json.loads(out.read_text())["metrics"]["fid"]
+        )
         report = json.loads(out.read_text())
         assert report["n"] == 500 and report["dataset"] == "mnist" and report["split"] == "test"
         assert set(report["metrics"]) == set(metrics.DESCRIPTIONS)
@@ -260,14 +266,42 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
 # README reference values: n = 10000; real = first 10000 training images vs the test split,
 # noise = seeded uniform in [-1, 1]. A change here means the README table needs updating.
 REFERENCE = {
-    ("mnist", "real"): {"fid": 1.219, "is": 9.814, "precision": 0.860, "recall": 0.871,
-                        "density": 0.925, "coverage": 0.825, "classes_covered": 10},
-    ("mnist", "noise"): {"fid": 2559.6, "is": 1.0, "precision": 0.0, "recall": 0.0,
-                         "density": 0.0, "coverage": 0.0, "classes_covered": 1},
-    ("fashion_mnist", "real"): {"fid": 0.253, "is": 8.073, "precision": 0.870, "recall": 0.870,
-                                "density": 1.003, "coverage": 0.875, "classes_covered": 10},
-    ("fashion_mnist", "noise"): {"fid": 376.80, "is": 1.126, "precision": 1.0, "recall": 0.0,
-                                 "density": 0.372, "coverage": 0.001, "classes_covered": 2},
+    ("mnist", "real"): {
+        "fid": 1.219,
+        "is": 9.814,
+        "precision": 0.860,
+        "recall": 0.871,
+        "density": 0.925,
+        "coverage": 0.825,
+        "classes_covered": 10,
+    },
+    ("mnist", "noise"): {
+        "fid": 2559.6,
+        "is": 1.0,
+        "precision": 0.0,
+        "recall": 0.0,
+        "density": 0.0,
+        "coverage": 0.0,
+        "classes_covered": 1,
+    },
+    ("fashion_mnist", "real"): {
+        "fid": 0.253,
+        "is": 8.073,
+        "precision": 0.870,
+        "recall": 0.870,
+        "density": 1.003,
+        "coverage": 0.875,
+        "classes_covered": 10,
+    },
+    ("fashion_mnist", "noise"): {
+        "fid": 376.80,
+        "is": 1.126,
+        "precision": 1.0,
+        "recall": 0.0,
+        "density": 0.372,
+        "coverage": 0.001,
+        "classes_covered": 2,
+    },
 }
 
 
