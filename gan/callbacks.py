@@ -126,8 +126,12 @@ class Metrics(L.Callback):
             labels = torch.arange(start, start + size, device=pl_module.device) % max(
                 pl_module.hparams.num_classes, 1)
             fakes.append(pl_module.sample(z, labels))
-        return compute_metrics(torch.cat(fakes), self.dataset, n=n, root=self.root,
-                               seed=self.seed)
+        try:
+            return compute_metrics(torch.cat(fakes), self.dataset, n=n, root=self.root,
+                                   seed=self.seed)
+        except ValueError as err:  # NaN samples: the loss check owns divergence, not metrics
+            log.warning("metrics skipped at G step %d: %s", pl_module.g_step, err)
+            return {}
 
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
@@ -141,6 +145,8 @@ class Metrics(L.Callback):
         if not self.enabled or not trainer.is_global_zero:
             return
         self.final = {f"val/{k}": float(v) for k, v in self._score(pl_module, self.n_final).items()}
+        if not self.final:
+            return
         report = {"dataset": self.dataset, "n": self.n_final, "reference": "test split",
                   "g_step": pl_module.g_step, "metrics": self.final}
         path = Path(trainer.default_root_dir) / "metrics.json"

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from gan.classifier import extractor_id
+from gan.generate import Sampler
 from gan.metrics import DESCRIPTIONS, compute_metrics
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,12 @@ def load_samples(path: str | Path) -> torch.Tensor:
 
 
 def fake_samples(cfg: DictConfig) -> torch.Tensor:
-    """The images to score: from `samples=` or (planned) drawn from `ckpt_path=`."""
+    """The images to score: a samples file, or `n` drawn from a checkpoint's generator."""
     if (cfg.samples is None) == (cfg.ckpt_path is None):
         raise ValueError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
     if cfg.samples is not None:
         return load_samples(cfg.samples)
-    # The ckpt_path branch lands here (gan.generate.Sampler: `sampler(n) -> images`):
-    #   from gan.generate import Sampler
-    #   return Sampler(cfg.ckpt_path)(cfg.n)
-    raise NotImplementedError(
-        "ckpt_path= is not wired yet; write samples with gan.generate "
-        "out=samples.pt and pass samples=samples.pt"
-    )
+    return Sampler(cfg.ckpt_path)(cfg.n, seed=cfg.seed)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -70,7 +65,7 @@ def evaluate(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> float:
     try:
         report = evaluate(cfg)
-    except (ValueError, FileNotFoundError, NotImplementedError) as err:
+    except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"gan.evaluate: {err}") from err  # a usage error, not a crash
     print(f"{cfg.dataset}: n={cfg.n} samples vs {cfg.n} real ({cfg.split} split)")
     for key, value in report["metrics"].items():
