@@ -27,13 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan import data as gan_data
+from gan.config import CONF_DIR
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CHECKSUMS = ASSETS / "checksums.json"
-# Absolute: a relative config_path turns into pkg:// when main is imported (DESIGN.md 4).
-_CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 # Dataset names as in conf/data/*.yaml -> the data module that reads them.
 DATASETS = {"mnist": gan_data.MNIST, "fashion_mnist": gan_data.FashionMNIST}
 # The bar each shipped classifier has to clear on the test split (issue #3).
@@ -245,7 +244,7 @@ def _random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     return padded[:, :, dy : dy + h, dx : dx + w]
 
 
-@hydra.main(version_base="1.3", config_path=_CONF_DIR, config_name="classifier")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="classifier")
 def main(cfg) -> float:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -15,11 +15,11 @@ import torch
 from omegaconf import DictConfig
 
 from gan.classifier import extractor_id
+from gan.config import CONF_DIR
 from gan.generate import Sampler
 from gan.metrics import DESCRIPTIONS, compute_metrics
 
 log = logging.getLogger(__name__)
-_CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: see DESIGN.md 4
 
 
 def load_samples(path: str | Path) -> torch.Tensor:
@@ -61,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict:
     }
 
 
-@hydra.main(version_base="1.3", config_path=_CONF_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     try:
         report = evaluate(cfg)
