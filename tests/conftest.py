@@ -63,10 +63,10 @@ needs_mnist = pytest.mark.skipif(
 
 
 def run_module(module: str, *args: str, cwd: Path, timeout: int = 300,
-               check: bool = True) -> subprocess.CompletedProcess:
+               check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m <module> args...` in a subprocess, as a user types it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-           "HYDRA_FULL_ERROR": "0"}
+           "HYDRA_FULL_ERROR": "0", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
