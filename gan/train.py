@@ -41,6 +41,10 @@ def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
         config=OmegaConf.to_container(cfg, resolve=True),
         **shapes,
     )
+    if cfg.get("critic_norm"):  # the loss chose the critic's normalisation: say so
+        log.info("loss=%s asks for a %s-normalised critic; D uses norm=%s",
+                 cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
+                 cfg.model.discriminator.get("norm", "n/a"))
     callbacks = [build(node) for node in (cfg.get("callbacks") or {}).values()]
     trainer = build(cfg.trainer, callbacks=callbacks + tricks, logger=build(cfg.logger),
                     plugins=[AtomicCheckpointIO()])

@@ -18,6 +18,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from gan import classifier, metrics
+from gan.config import CONF_DIR
 from gan.data import MNIST, FashionMNIST, to_unit_range
 
 N = 2000
@@ -244,7 +245,7 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_CACHE_DIR", str(cache))
     out = tmp_path / "metrics.json"
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=evaluate._CONF_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(
             "evaluate",
             return_hydra_config=True,
