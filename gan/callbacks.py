@@ -119,16 +119,16 @@ class Metrics(L.Callback):
         from gan.metrics import compute_metrics
 
         g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        labels = torch.arange(n, device=pl_module.device) % max(pl_module.hparams.num_classes, 1)
         fakes = []
-        for start in range(0, n, 500):
-            size = min(500, n - start)
-            z = torch.randn(size, pl_module.latent_dim, generator=g, device=pl_module.device)
-            labels = torch.arange(start, start + size, device=pl_module.device) % max(
-                pl_module.hparams.num_classes, 1)
-            fakes.append(pl_module.sample(z, labels))
+        for y in labels.split(500):
+            z = torch.randn(len(y), pl_module.latent_dim, generator=g, device=pl_module.device)
+            fakes.append(pl_module.sample(z, y))
+        # A conditional G is scored on the labels it was asked for, too.
+        asked = labels if getattr(pl_module.generator, "conditional", False) else None
         try:
             return compute_metrics(torch.cat(fakes), self.dataset, n=n, root=self.root,
-                                   seed=self.seed)
+                                   seed=self.seed, labels=asked)
         except ValueError as err:  # NaN samples: the loss check owns divergence, not metrics
             log.warning("metrics skipped at G step %d: %s", pl_module.g_step, err)
             return {}

@@ -38,19 +38,24 @@ def load_samples(path: str | Path) -> torch.Tensor:
     return fake
 
 
-def fake_samples(cfg: DictConfig) -> torch.Tensor:
-    """The images to score: a samples file, or `n` drawn from a checkpoint's generator."""
+def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images to score (a samples file, or `n` drawn from a checkpoint's generator), and
+    the labels a conditional generator was asked for (None otherwise)."""
     if (cfg.samples is None) == (cfg.ckpt_path is None):
         raise ValueError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
     if cfg.samples is not None:
-        return load_samples(cfg.samples)
-    return Sampler(cfg.ckpt_path)(cfg.n, seed=cfg.seed)
+        return load_samples(cfg.samples), None
+    sampler = Sampler(cfg.ckpt_path)
+    conditional = getattr(sampler.generator, "conditional", False)
+    asked = torch.arange(cfg.n) % sampler.num_classes if conditional else None  # Sampler's
+    return sampler(cfg.n, seed=cfg.seed), asked
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    fake = fake_samples(cfg)
+    fake, asked = fake_samples(cfg)
     values = compute_metrics(
-        fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed
+        fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
+        labels=asked,
     )
     if cfg.get("inception_weights"):
         values["fid_inception"] = fid_inception(fake, cfg)

@@ -47,6 +47,7 @@ DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and the README
     "coverage": "fraction of real k-NN balls holding at least one fake (diversity, 0..1)",
     "classes_covered": "classes predicted for >= n/40 fakes (a quarter of a fair share), 0..10",
     "class_kl": "KL(predicted class histogram || uniform): 0 balanced, ln 10 = 2.30 one class",
+    "label_accuracy": "conditional G only: fraction the classifier assigns the requested label",
 }
 PR_K = 3  # neighbours that set each manifold ball's radius, as in the paper
 KID_SUBSET_SIZE, KID_SUBSETS = 1000, 100  # torchmetrics' and StyleGAN's defaults; ~1 s on 10k
@@ -308,9 +309,11 @@ def compute_metrics(
     cache: str | Path | None = None,
     use_cache: bool = True,
     seed: int = 0,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """All metrics for the first n of `fake` ((N, 1, 28, 28) float in [-1, 1]) against n real
-    images of `split` (a fixed seeded subset when n < the split's size)."""
+    images of `split` (a fixed seeded subset when n < the split's size). `labels`: the classes
+    a conditional generator was asked for; adds `label_accuracy`."""
     _check_fake(fake, n)
     model = load_classifier(dataset).to(fake.device)
     f_fake, logits = extract(model, fake[:n].float())
@@ -319,6 +322,8 @@ def compute_metrics(
     kid, kid_std = kernel_distance(f_real, f_fake, seed=seed)
     manifold = manifold_metrics(f_real, f_fake, real_radii_sq=real_radii_sq)
     covered, kl = class_histogram_stats(logits)
+    asked = {} if labels is None else {
+        "label_accuracy": (logits.argmax(1).cpu() == labels[:n].cpu()).double().mean().item()}
     return {
         "fid": frechet_distance(f_real, f_fake),
         "kid": kid,
@@ -327,4 +332,5 @@ def compute_metrics(
         **manifold,  # precision, recall, density, coverage
         "classes_covered": covered,
         "class_kl": kl,
+        **asked,
     }

@@ -317,3 +317,15 @@ def test_reference_values_at_n10000(name, data_cls, cache):
         got = metrics.compute_metrics(fake, name, n=10_000, root=root, cache=cache)
         for key, want in REFERENCE[name, label].items():
             assert got[key] == pytest.approx(want, rel=0.01, abs=0.005), (name, label, key)
+
+
+def test_label_accuracy_counts_agreement_with_requested_labels(mnist, cache):
+    """A perfect conditional generator (real digits, asked for their own labels) scores ~1;
+    the same images asked for shifted labels score ~0; no labels, no label_accuracy."""
+    root, images, labels = mnist
+    def score(asked):
+        return metrics.compute_metrics(images[:N], "mnist", n=N, root=root, cache=cache,
+                                       labels=asked)
+    assert score(labels[:N])["label_accuracy"] > 0.98
+    assert score((labels[:N] + 1) % 10)["label_accuracy"] < 0.02
+    assert "label_accuracy" not in score(None)
