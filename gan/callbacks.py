@@ -116,18 +116,15 @@ class Metrics(L.Callback):
                      ", ".join(DATASETS))
 
     def _score(self, pl_module, n: int) -> dict[str, float]:
+        from gan.generate import cycled_labels, draw
         from gan.metrics import compute_metrics
 
-        g = torch.Generator(device=pl_module.device).manual_seed(self.seed)
-        labels = torch.arange(n, device=pl_module.device) % max(pl_module.hparams.num_classes, 1)
-        fakes = []
-        for y in labels.split(500):
-            z = torch.randn(len(y), pl_module.latent_dim, generator=g, device=pl_module.device)
-            fakes.append(pl_module.sample(z, y))
+        labels = cycled_labels(n, pl_module.hparams.num_classes).to(pl_module.device)
+        fakes = draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed)
         # A conditional G is scored on the labels it was asked for, too.
         asked = labels if getattr(pl_module.generator, "conditional", False) else None
         try:
-            return compute_metrics(torch.cat(fakes), self.dataset, n=n, root=self.root,
+            return compute_metrics(fakes, self.dataset, n=n, root=self.root,
                                    seed=self.seed, labels=asked)
         except ValueError as err:  # NaN samples: the loss check owns divergence, not metrics
             log.warning("metrics skipped at G step %d: %s", pl_module.g_step, err)

@@ -43,12 +43,11 @@ class ShuffledBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        drop_last: bool = True,
     ):
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         self.images, self.labels = images, labels
-        self.batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
+        self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         if len(self) == 0:
@@ -61,8 +60,8 @@ class ShuffledBatches:
         return len(self.images) // self.world_size
 
     def __len__(self) -> int:
-        n = self._per_rank()
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        # The last partial batch is dropped: BatchNorm statistics of a 3-image batch are noise.
+        return self._per_rank() // self.batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

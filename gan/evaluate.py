@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from gan.classifier import DATASETS, extractor_id
 from gan.config import CONF_DIR
-from gan.generate import Sampler
+from gan.generate import Sampler, cycled_labels
 from gan.metrics import DESCRIPTIONS, compute_metrics
 
 FID_INCEPTION = "Inception-v3 FID (299x299, 2048-d pool), only to compare with the literature"
@@ -47,7 +47,7 @@ def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
         return load_samples(cfg.samples), None
     sampler = Sampler(cfg.ckpt_path)
     conditional = getattr(sampler.generator, "conditional", False)
-    asked = torch.arange(cfg.n) % sampler.num_classes if conditional else None  # Sampler's
+    asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
     return sampler(cfg.n, seed=cfg.seed), asked
 
 

@@ -61,15 +61,29 @@ class Sampler:
                              "model.conditional=true)")
         if label is not None and not 0 <= label < self.num_classes:
             raise ValueError(f"label={label} is outside 0..{self.num_classes - 1}")
-        g = torch.Generator(device=self.device).manual_seed(seed)
         labels = (torch.full((n,), label) if label is not None
-                  else torch.arange(n) % self.num_classes).to(self.device)
-        chunks = []
-        for start in range(0, n, batch_size):
-            y = labels[start:start + batch_size]
-            z = torch.randn(len(y), self.generator.latent_dim, generator=g, device=self.device)
-            chunks.append(self.generator(z, y).clamp(-1, 1).cpu())
-        return torch.cat(chunks)  # (N, C, H, W) in [-1, 1]
+                  else cycled_labels(n, self.num_classes))
+        return draw(self.generator, n, self.generator.latent_dim, labels.to(self.device), seed,
+                    batch_size)
+
+
+def cycled_labels(n: int, num_classes: int) -> torch.Tensor:
+    """0, 1, ..., K-1, 0, 1, ...: the classes asked of a generator unless one label is given
+    (metrics score a conditional generator against exactly these)."""
+    return torch.arange(n) % max(num_classes, 1)
+
+
+@torch.no_grad()
+def draw(sample, n: int, latent_dim: int, labels: torch.Tensor, seed: int = 0,
+         batch_size: int = 500) -> torch.Tensor:
+    """`sample(z, labels)` for n seeded noise vectors, in batches; (N, C, H, W) in [-1, 1] on
+    the CPU. One noise stream per seed, so a checkpoint and its training run draw alike."""
+    g = torch.Generator(device=labels.device).manual_seed(seed)
+    chunks = []
+    for y in labels.split(batch_size):
+        z = torch.randn(len(y), latent_dim, generator=g, device=labels.device)
+        chunks.append(sample(z, y).clamp(-1, 1).cpu())
+    return torch.cat(chunks)
 
 
 def write(images: torch.Tensor, out: Path, nrow: int) -> None:

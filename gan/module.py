@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from gan.generate import cycled_labels
 from gan.losses import GANLoss
 from gan.tricks import Trick
 
@@ -55,7 +56,7 @@ class GAN(L.LightningModule):
         # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
-        self.register_buffer("fixed_labels", torch.arange(n_fixed) % max(num_classes, 1))
+        self.register_buffer("fixed_labels", cycled_labels(n_fixed, num_classes))
 
     # ---- the math -------------------------------------------------------------------------
 

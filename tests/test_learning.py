@@ -3,7 +3,11 @@ shipped MNIST classifier (gan/assets) through the metrics of gan.metrics."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gan.config import build
 from gan.generate import Sampler
@@ -21,6 +25,7 @@ def test_short_run_improves_samples_over_untrained_generator(tmp_path):
     run_module("gan.train", *SHORT, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
                timeout=400)
     trained = Sampler(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    torch.manual_seed(0)  # the untrained weights must not depend on what ran before
     untrained = build(trained.config.model.generator, img_shape=trained.img_shape,
                       num_classes=trained.num_classes)
     trained.generator = untrained.eval()  # same architecture, initial weights
@@ -28,7 +33,35 @@ def test_short_run_improves_samples_over_untrained_generator(tmp_path):
     after = compute_metrics(Sampler(tmp_path / "run" / "checkpoints" / "last.ckpt")(N),
                             "mnist", n=N)
     print(f"\nuntrained: {before}\ntrained:   {after}")
+    # The metrics callback ran too: val/ scalars in TensorBoard, metrics.json, best.ckpt.
+    run = tmp_path / "run"
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert {"val/fid", "val/precision", "val/classes_covered"} <= set(acc.Tags()["scalars"])
+    assert "val/label_accuracy" not in acc.Tags()["scalars"]  # unconditional
+    report = json.loads((run / "metrics.json").read_text())
+    assert report["n"] == 10_000 and report["metrics"]["val/fid"] > 0
+    assert (run / "checkpoints" / "best.ckpt").is_file()
     assert after["fid"] < 0.5 * before["fid"]  # seen: 747 -> 232 under CI load
-    assert after["precision"] > before["precision"] + 0.2
+    # Recall and coverage, not precision: an untrained G's near-constant blob can sit inside
+    # one real k-NN ball and score high precision (seen: 0.86), but covers nothing.
+    assert after["recall"] > before["recall"] + 0.15
+    assert after["coverage"] > before["coverage"] + 0.05
     assert after["classes_covered"] >= 8 and after["classes_covered"] > before["classes_covered"]
     assert torch.isfinite(torch.tensor(list(after.values()))).all()
+
+
+@needs_mnist
+@pytest.mark.parametrize("conditional", [True, False])
+def test_metrics_callback_scores_conditional_g_on_its_labels(fast_cfg, conditional):
+    """The callback asks a conditional G for cycled labels and scores agreement with them."""
+    from gan.callbacks import Metrics
+    from tests.test_configs import make_module
+
+    cfg = fast_cfg("model=dcgan", f"model.conditional={str(conditional).lower()}",
+                   "model.generator.width=8", "model.discriminator.width=8")
+    values = Metrics("mnist", n=200)._score(make_module(cfg), 200)
+    assert values["fid"] > 0
+    assert ("label_accuracy" in values) == conditional
+    if conditional:
+        assert 0 <= values["label_accuracy"] <= 1
