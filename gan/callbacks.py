@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -11,17 +10,12 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 
-from gan.checkpoint_io import atomic_write
+from gan.files import write_json
+from gan.sampling import cycled_labels, draw, is_conditional, to_grid
 
 log = logging.getLogger(__name__)
-
-
-def to_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
-    """(B, C, H, W) in [-1, 1] -> one (C, H', W') image in [0, 1]."""
-    return make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True,
-                     value_range=(-1, 1), pad_value=1.0)
 
 
 class SampleGrid(L.Callback):
@@ -116,13 +110,12 @@ class Metrics(L.Callback):
                      ", ".join(DATASETS))
 
     def _score(self, pl_module, n: int) -> dict[str, float]:
-        from gan.generate import cycled_labels, draw
         from gan.metrics import compute_metrics
 
         labels = cycled_labels(n, pl_module.hparams.num_classes).to(pl_module.device)
         fakes = draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed)
         # A conditional G is scored on the labels it was asked for, too.
-        asked = labels if getattr(pl_module.generator, "conditional", False) else None
+        asked = labels if is_conditional(pl_module.generator) else None
         try:
             return compute_metrics(fakes, self.dataset, n=n, root=self.root,
                                    seed=self.seed, labels=asked)
@@ -147,6 +140,6 @@ class Metrics(L.Callback):
         report = {"dataset": self.dataset, "n": self.n_final, "reference": "test split",
                   "g_step": pl_module.g_step, "metrics": self.final}
         path = Path(trainer.default_root_dir) / "metrics.json"
-        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+        write_json(path, report)
         log.info("final metrics (n=%d vs test split): %s", self.n_final,
                  ", ".join(f"{k}={v:.4g}" for k, v in self.final.items()))

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """`write(tmp_path)` then rename over `path`: readers see the old file or the new, whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from gan.files import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from gan.callbacks import SampleGrid
+from gan.sampling import is_conditional
 
 
 class ClassGrid(SampleGrid):
@@ -29,7 +30,7 @@ class ClassGrid(SampleGrid):
 
     @rank_zero_only
     def _log_fixed(self, trainer, pl_module, filename: str) -> None:
-        if not getattr(pl_module.generator, "conditional", False):
+        if not is_conditional(pl_module.generator):
             return
         self._last_logged_step = pl_module.g_step
         num_classes = pl_module.hparams.num_classes

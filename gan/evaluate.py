@@ -16,8 +16,8 @@ from omegaconf import DictConfig
 
 from gan.classifier import DATASETS, extractor_id
 from gan.config import CONF_DIR
-from gan.generate import Sampler, cycled_labels
 from gan.metrics import DESCRIPTIONS, compute_metrics
+from gan.sampling import Sampler, cycled_labels, is_conditional
 
 FID_INCEPTION = "Inception-v3 FID (299x299, 2048-d pool), only to compare with the literature"
 
@@ -46,7 +46,7 @@ def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     if cfg.samples is not None:
         return load_samples(cfg.samples), None
     sampler = Sampler(cfg.ckpt_path)
-    conditional = getattr(sampler.generator, "conditional", False)
+    conditional = is_conditional(sampler.generator)
     asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
     return sampler(cfg.n, seed=cfg.seed), asked
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan import data as gan_data
 from gan.classifier import DATASETS, extractor_id, load_classifier
+from gan.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +131,12 @@ def clear_memo() -> None:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    """tmp file + os.replace, so a concurrent reader never sees half a file; an unwritable
-    cache dir only costs the recomputation next time."""
-    tmp = None
+    """Atomic, so a concurrent reader never sees half a file; an unwritable cache dir only
+    costs the recomputation next time."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
     except OSError as err:
         log.warning("Could not write metrics cache %s (%s); set GAN_CACHE_DIR", path, err)
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # --------------------------------------------------------------------------- the metrics

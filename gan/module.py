@@ -14,8 +14,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from gan.generate import cycled_labels
 from gan.losses import GANLoss
+from gan.sampling import cycled_labels
 from gan.tricks import Trick
 
 

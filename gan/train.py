@@ -24,9 +24,10 @@ from gan.module import GAN
 log = logging.getLogger(__name__)
 
 
-def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = build(cfg.data)
+def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
+    """The GAN module and its tricks (which are also callbacks), wired from a composed config.
+    Every entry point, test and benchmark builds a module through here."""
+    datamodule = datamodule if datamodule is not None else build(cfg.data)
     shapes = {"img_shape": datamodule.img_shape, "num_classes": datamodule.num_classes}
     tricks = [build(node) for node in (cfg.get("tricks") or {}).values()]
     module = GAN(
@@ -41,6 +42,13 @@ def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
         config=OmegaConf.to_container(cfg, resolve=True),
         **shapes,
     )
+    return module, tricks
+
+
+def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = build(cfg.data)
+    module, tricks = build_module(cfg, datamodule)
     if cfg.get("critic_norm"):  # the loss chose the critic's normalisation: say so
         log.info("loss=%s asks for a %s-normalised critic; D uses norm=%s",
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,

@@ -10,8 +10,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gan.config import build
-from gan.generate import Sampler
 from gan.metrics import compute_metrics
+from gan.sampling import Sampler
 from tests.conftest import needs_mnist, run_module
 
 N = 2000

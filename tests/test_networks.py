@@ -17,9 +17,9 @@ from omegaconf import DictConfig, open_dict
 
 import gan.train
 from gan.config import CONF_DIR, build
-from gan.generate import Sampler
 from gan.networks import sagan
 from gan.networks.sagan import SelfAttention
+from gan.sampling import Sampler
 from gan.spectral_norm import apply_spectral_norm
 
 ARCHS = ("mlp", "dcgan", "resnet", "sagan")

@@ -15,10 +15,10 @@ from torch import nn
 from gan.augment import DiffAugment
 from gan.config import build
 from gan.folder_data import AugmentedBatches, FolderData, RandomAffine
-from gan.generate import Sampler
 from gan.losses import WGANGP, WGANLP
 from gan.module import GAN
 from gan.regularizers import R1, R2, L2Penalty
+from gan.sampling import Sampler
 from gan.spectral_norm import effective_weight
 from gan.train import fit
 from gan.tricks import EMA, DiscriminatorDropout, FreezeD, InsertedDropout, layers_in_order
