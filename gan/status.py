@@ -25,9 +25,13 @@ def read_status(run_dir: str | os.PathLike) -> dict:
 
 
 def update_status(run_dir: str | os.PathLike, **fields) -> dict:
-    """Merge `fields` into status.json (creating it) and return the new whole."""
+    """Merge `fields` into status.json (creating it) and return the new whole. `done` does not
+    replace `diverged`: the metrics may flag a run before its end is recorded."""
     if "status" in fields and fields["status"] not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {fields['status']!r}")
-    record = {**read_status(run_dir), **fields}
+    record = read_status(run_dir)
+    if record.get("status") == "diverged" and fields.get("status") == "done":
+        fields = {k: v for k, v in fields.items() if k != "status"}  # a flagged run stays flagged
+    record = {**record, **fields}
     write_json(Path(run_dir) / "status.json", record)
     return record
