@@ -1,0 +1,65 @@
+"""The tutorial study (conf/variant/, conf/study/tutorial.yaml): every group composes and
+changes exactly the keys its `# changes:` line claims, checked by composing, not by training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from gan.config import CONF_DIR
+
+VARIANTS = sorted(p.stem for p in (Path(CONF_DIR) / "variant").glob("*.yaml"))
+
+
+def flat(node: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def composed(*overrides: str) -> dict:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    return flat(OmegaConf.to_container(cfg, resolve=False))
+
+
+def claimed(variant: str) -> list[str]:
+    text = (Path(CONF_DIR) / "variant" / f"{variant}.yaml").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("# changes:"))
+    value = line.removeprefix("# changes:").strip()
+    return [] if value == "nothing" else [k.strip() for k in value.split(",")]
+
+
+def under(key: str, prefix: str) -> bool:
+    return key == prefix or key.startswith(prefix + ".")
+
+
+@pytest.fixture(scope="module")
+def default():
+    yield composed()
+    GlobalHydra.instance().clear()
+
+
+def test_the_study_covers_the_tutorials_suggestions():
+    assert len(VARIANTS) >= 20 and "baseline" in VARIANTS
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_changes_exactly_what_it_claims(default, variant):
+    config = composed(f"+variant={variant}")
+    changed = sorted(k for k in set(default) | set(config) if default.get(k) != config.get(k))
+    claims = claimed(variant)
+    stray = [k for k in changed if not any(under(k, c) for c in claims)]
+    assert not stray, f"{variant} changes keys it does not claim: {stray}"
+    idle = [c for c in claims if not any(under(k, c) for k in changed)]
+    assert not idle, f"{variant} claims keys it does not change: {idle}"
+    assert bool(changed) == (variant != "baseline")
