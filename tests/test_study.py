@@ -63,3 +63,31 @@ def test_variant_changes_exactly_what_it_claims(default, variant):
     idle = [c for c in claims if not any(under(k, c) for k in changed)]
     assert not idle, f"{variant} claims keys it does not change: {idle}"
     assert bool(changed) == (variant != "baseline")
+
+
+# The default recipe (`python -m gan.train` with no overrides), pinned: a change to it must be a
+# deliberate diff here and in the README's "The default recipe" figures.
+DEFAULT_RECIPE = {
+    "model.generator._target_": "gan.networks.dcgan.Generator",
+    "model.discriminator._target_": "gan.networks.dcgan.Discriminator",
+    "model.generator.width": 32,
+    "model.discriminator.width": 32,
+    "model.generator.norm": "batch",
+    "model.latent_dim": 100,
+    "model.conditional": False,
+    "loss._target_": "gan.losses.BCE",
+    "loss.n_critic": 1,
+    "optim.generator._target_": "torch.optim.Adam",
+    "optim.lr_g": 8.0e-4,
+    "optim.lr_d": 1.0e-4,
+    "optim.betas": [0.5, 0.999],
+    "data._target_": "gan.data.MNIST",
+    "data.batch_size": 64,
+    "trainer.max_epochs": 6,
+    "seed": 0,
+}
+
+
+def test_default_recipe_is_pinned(default):
+    assert {k: default[k] for k in DEFAULT_RECIPE} == DEFAULT_RECIPE
+    assert not any(k.startswith("tricks.") for k in default)
