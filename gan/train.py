@@ -54,6 +54,8 @@ def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
                  cfg.model.discriminator.get("norm", "n/a"))
     callbacks = [build(node) for node in (cfg.get("callbacks") or {}).values()]
+    if cfg.get("budget") is not None:  # stops the run; records what it spent in status.json
+        callbacks.append(build(cfg.budget))
     trainer = build(cfg.trainer, callbacks=callbacks + tricks, logger=build(cfg.logger),
                     plugins=[AtomicCheckpointIO()])
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
