@@ -25,32 +25,37 @@ from gan.status import read_status, update_status
 log = logging.getLogger(__name__)
 
 COLUMNS = ["job", "status", "metric", "peak_rss_mb", "dir", "overrides"]
-BAD = ("failed", "interrupted")  # statuses that make `-m` exit non-zero
+BAD = ("failed", "interrupted")
+SWEPT_KEYS = "swept_keys.txt"  # statuses that make `-m` exit non-zero
 
 
 # ---- job folder names ----------------------------------------------------------------------
 
-@lru_cache(maxsize=8)
-def _swept_keys(multirun_yaml: str, mtime: float) -> tuple[str, ...]:
+def find_swept_keys(master: DictConfig) -> list[str]:
     """Keys the sweep varies, in the order typed: sweep overrides (`a=1,2`, `range(...)`,
     `choice(...)`) and an Optuna search space (`hydra.sweeper.params`)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    master = OmegaConf.load(multirun_yaml)
     keys: list[str] = []
     for override in OverridesParser.create().parse_overrides(list(master.hydra.overrides.task)):
         if override.is_sweep_override():
             keys.append(override.key_or_group)
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
-    keys += [k for k in params if k not in keys]
-    return tuple(keys)
+    return keys + [k for k in params if k not in keys]
+
+
+@lru_cache(maxsize=8)
+def _read_keys(path: str, mtime: float) -> tuple[str, ...]:
+    return tuple(Path(path).read_text().split())
 
 
 def swept_keys(sweep_dir: str | Path) -> tuple[str, ...]:
-    path = Path(sweep_dir) / "multirun.yaml"  # the launcher writes it before any job starts
+    """The keys SweepIndex.on_multirun_start wrote to `<sweep dir>/swept_keys.txt` (jobs may run
+    in other processes: joblib, submitit)."""
+    path = Path(sweep_dir) / SWEPT_KEYS
     if not path.is_file():
         return ()
-    return _swept_keys(str(path), path.stat().st_mtime)
+    return _read_keys(str(path), path.stat().st_mtime)
 
 
 def short_dirname(overrides: str, _root_: DictConfig | None = None, limit: int = 120) -> str:
@@ -115,6 +120,12 @@ def read_index(sweep_dir: str | Path) -> list[dict]:
 class SweepIndex(Callback):
     """Hydra callback: every job's row in `<sweep dir>/index.tsv`; at the end of the sweep, the
     failed jobs are printed and the command exits 1 (after every job ran)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # Before the sweeper starts: an Optuna study's sqlite file lives in the sweep dir.
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEPT_KEYS).write_text("\n".join(find_swept_keys(config)) + "\n")
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if config.hydra.mode.name == "MULTIRUN":
