@@ -292,7 +292,7 @@ def pm(stat: tuple[float, float]) -> str:
     mean, half = stat
     if not math.isfinite(mean):
         return "–"
-    return fmt(mean) if not math.isfinite(half) else f"{fmt(mean)} ± {fmt(half, 2)}"
+    return fmt(mean) if not math.isfinite(half) else f"{fmt(mean)} ± {fmt(half, 3)}"
 
 
 # ---- the report ----------------------------------------------------------------------------
