@@ -29,9 +29,22 @@ def override_params(overrides: list[str], config: dict) -> dict[str, float | int
 
 
 def job_overrides() -> list[str]:
+    """This job's overrides; in a sweep, only the swept ones (the keys that tell jobs apart:
+    TensorBoard shows the first few hparams columns only)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    from gan.sweep import swept_keys
+
+    if not HydraConfig.initialized():
+        return []
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        swept = set(swept_keys(hydra_cfg.sweep.dir))
+        if swept:
+            overrides = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in swept]
+    return overrides
 
 
 class HParams(L.Callback):
