@@ -49,6 +49,7 @@ class Run:
     metrics: dict         # final metrics, names without `val/`
     record: dict          # status.json
     curve: list = field(default_factory=list)  # curve.csv rows, floats
+    derived: set = field(default_factory=set)  # keys set by an interpolation (`${..lr_g}`)
 
 
 def find_runs(dirs: list[Path]) -> list[Path]:
@@ -67,7 +68,7 @@ def _natural(path: Path) -> tuple:
     return (str(path.parent), int(head) if head.isdigit() else math.inf, path.name)
 
 
-def flatten(cfg, prefix: str = "") -> dict:
+def flatten(cfg, prefix: str = "", derived: set | None = None) -> dict:
     """Leaves of a config as `a.b.c` -> value. Interpolations are resolved where they can be
     outside the run (`${..lr_g}`), those of `${seed}` are dropped (they follow the seed), and
     those Hydra fills in at run time (`${hydra:...}`) stay as written."""
@@ -82,6 +83,8 @@ def flatten(cfg, prefix: str = "") -> dict:
         if isinstance(node, str) and "${" in node:
             if "${seed}" in node:
                 return
+            if derived is not None:
+                derived.add(path)
             if "${hydra:" not in node:
                 try:
                     node = OmegaConf.select(cfg, path, throw_on_resolution_failure=True)
@@ -119,7 +122,8 @@ def read_curve(path: Path) -> list[dict]:
 
 def load_run(run_dir: Path) -> Run:
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    flat = flatten(cfg)
+    derived: set = set()
+    flat = flatten(cfg, derived=derived)
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
     if hydra_yaml.is_file():  # group choices (`loss: hinge`) read better than their _target_
         choices = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices") or {}
@@ -132,7 +136,7 @@ def load_run(run_dir: Path) -> Run:
                    for k, v in json.loads(metrics_json.read_text())["metrics"].items()}
     record = read_status(run_dir)
     return Run(run_dir, flat, cfg.get("seed"), run_status(run_dir, record, bool(metrics)),
-               metrics, record, read_curve(run_dir / "curve.csv"))
+               metrics, record, read_curve(run_dir / "curve.csv"), derived)
 
 
 # ---- statistics ----------------------------------------------------------------------------
@@ -203,9 +207,14 @@ def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> tuple[list[Grou
     keys = sorted({k for g in groups for k, _ in g})
     differ = [k for k in keys if len({dict(g).get(k, "<unset>") for g in groups}) > 1]
     out = list(groups.values())
+    derived = set().union(*(r.derived for r in runs))
+    # Labels name what was chosen: not the keys that follow another (`optim.generator.lr:
+    # ${..lr_g}`, `loss._target_` when the `loss` option differs); the list keeps them all.
+    chosen = [k for k in differ if k not in derived
+              and not (k.endswith("._target_") and k.removesuffix("._target_") in differ)]
     for i, g in enumerate(out, 1):
         g.id = f"g{i}"
-        g.label = ", ".join(f"{k}={fmt(g.config.get(k, '<unset>'))}" for k in differ) or "all"
+        g.label = ", ".join(f"{k}={fmt(g.config.get(k, '<unset>'))}" for k in chosen) or "all"
     return out, differ
 
 
@@ -284,6 +293,8 @@ def fmt(value, digits: int = 4) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
+        if value.is_integer() and 1e3 <= abs(value) < 1e12:  # counts: 32000, not 3.2e+04
+            return str(int(value))
         return f"{value:.{digits}g}"
     return str(value)
 
@@ -432,7 +443,8 @@ def plot_curves(report: Report, path: Path) -> None:
                 continue
             drawn = True
             (line,) = ax.plot(xs, ys, marker="o", ms=3, label=f"{g.id}: {g.label}"[:60])
-            ax.fill_between(xs, [y - h for y, h in zip(ys, hs)], [y + h for y, h in zip(ys, hs)],
+            ax.fill_between(xs, [max(y - h, 0) for y, h in zip(ys, hs)],  # FID >= 0
+                            [y + h for y, h in zip(ys, hs)],
                             color=line.get_color(), alpha=0.2)
     for ax, title in zip(axes, ("wall time (s)", "real images seen by D")):
         ax.set_xlabel(title)
