@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 from pathlib import Path
@@ -98,13 +99,20 @@ class Metrics(L.Callback):
     for datasets without a metric classifier, e.g. data=fake or data=folder."""
 
     def __init__(self, dataset: str | None, every_n_epochs: int | None = 1, n: int = 2000,
-                 n_final: int = 10_000, root: str | None = None, seed: int = 0):
+                 n_final: int = 10_000, root: str | None = None, seed: int = 0,
+                 every_n_images: int | None = None):
         from gan.classifier import DATASETS
 
+        for name, value in (("every_n_epochs", every_n_epochs),
+                            ("every_n_images", every_n_images)):
+            if value is not None and value < 1:
+                raise ValueError(f"callbacks.metrics.{name} must be >= 1 or null, got {value}")
         self.enabled = dataset in DATASETS
         self.dataset, self.root, self.seed = dataset, root, seed
-        self.every_n_epochs, self.n, self.n_final = every_n_epochs, n, n_final
+        self.every_n_epochs, self.every_n_images = every_n_epochs, every_n_images
+        self.n, self.n_final = n, n_final
         self.final: dict[str, float] = {}
+        self._images_bucket = 0
         if not self.enabled:
             log.info("metrics off: no metric classifier for data=%s (have: %s)", dataset,
                      ", ".join(DATASETS))
@@ -123,13 +131,52 @@ class Metrics(L.Callback):
             log.warning("metrics skipped at G step %d: %s", pl_module.g_step, err)
             return {}
 
+    def _evaluate(self, trainer, pl_module) -> None:
+        values = self._score(pl_module, self.n)
+        # Same value on every rank (same seed, same weights), so no reduction is needed.
+        pl_module.log_dict({f"val/{k}": float(v) for k, v in values.items()}, sync_dist=False)
+        self._curve_row(trainer, pl_module, values, self.n)
+
+    @rank_zero_only
+    def _curve_row(self, trainer, pl_module, values: dict, n: int) -> None:
+        """One row of `<run dir>/curve.csv` per evaluation: where the run stands, then every
+        metric (gan.report draws FID against wall time and images seen from it)."""
+        from gan.budget import progress
+
+        row = {**progress(trainer, pl_module), "n": n,
+               **{f"val/{k}": float(v) for k, v in values.items()}}
+        path = Path(trainer.default_root_dir) / "curve.csv"
+        fields = None
+        if path.is_file() and path.stat().st_size:
+            with path.open(newline="") as f:
+                fields = next(csv.reader(f))
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields or list(row), extrasaction="ignore")
+            if fields is None:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def on_train_start(self, trainer, pl_module):
+        if self.every_n_images:  # a resume goes on counting from the images already seen
+            from gan.budget import images_seen
+
+            self._images_bucket = images_seen(trainer, pl_module) // self.every_n_images
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if not (self.enabled and self.every_n_images):
+            return
+        from gan.budget import images_seen
+
+        bucket = images_seen(trainer, pl_module) // self.every_n_images
+        if bucket > self._images_bucket:
+            self._images_bucket = bucket
+            self._evaluate(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
         if not (self.enabled and self.every_n_epochs and epoch % self.every_n_epochs == 0):
             return
-        values = self._score(pl_module, self.n)
-        # Same value on every rank (same seed, same weights), so no reduction is needed.
-        pl_module.log_dict({f"val/{k}": float(v) for k, v in values.items()}, sync_dist=False)
+        self._evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module):
         if not self.enabled or not trainer.is_global_zero:
@@ -141,5 +188,6 @@ class Metrics(L.Callback):
                   "g_step": pl_module.g_step, "metrics": self.final}
         path = Path(trainer.default_root_dir) / "metrics.json"
         write_json(path, report)
+        self._curve_row(trainer, pl_module, {k[4:]: v for k, v in self.final.items()}, self.n_final)
         log.info("final metrics (n=%d vs test split): %s", self.n_final,
                  ", ".join(f"{k}={v:.4g}" for k, v in self.final.items()))

@@ -43,8 +43,10 @@ class GAN(L.LightningModule):
         self.automatic_optimization = False
         # The nets, loss and tricks are objects: the resolved config (hparams) describes them and
         # `gan.generate` rebuilds the generator from it.
+        # logger=False: gan.hparams.HParams logs the swept keys with the final metrics instead
+        # (a second, metric-less hparams record at the start would shadow it in TensorBoard).
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer_g",
-                                          "optimizer_d", "tricks"])
+                                          "optimizer_d", "tricks"], logger=False)
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.tricks = list(tricks)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint_io import AtomicCheckpointIO
 from gan.config import CONF_DIR, build
+from gan.launch import job_resources
 from gan.module import GAN
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,17 @@ def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
                  cfg.model.discriminator.get("norm", "n/a"))
     callbacks = [build(node) for node in (cfg.get("callbacks") or {}).values()]
-    trainer = build(cfg.trainer, callbacks=callbacks + tricks, logger=build(cfg.logger),
-                    plugins=[AtomicCheckpointIO()])
+    if cfg.get("budget") is not None:  # stops the run; records what it spent in status.json
+        callbacks.append(build(cfg.budget))
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN else None
+    # A parallel sweep job: threads = cores / parallel jobs, and a GPU of its own.
+    with job_resources(cfg, hydra_cfg, sweep_dir) as device_kwargs:
+        trainer = build(cfg.trainer, callbacks=callbacks + tricks, logger=build(cfg.logger),
+                        plugins=[AtomicCheckpointIO()], **device_kwargs)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     return trainer, module
 
 

@@ -112,16 +112,17 @@ def test_two_job_multirun_gives_two_named_run_dirs(tmp_path):
         assert list((sweep / job).glob("events.out.tfevents.*"))
     assert (sweep / "multirun.yaml").is_file()
     rows = [line.split("\t") for line in (sweep / "index.tsv").read_text().splitlines()]
-    assert rows[0] == ["job", "status", "metric", "dir", "overrides"]
-    assert [r[3] for r in rows[1:]] == jobs and [r[1] for r in rows[1:]] == ["ok", "ok"]
-    assert "loss=hinge" in rows[2][4] and "model.generator.hidden=[32]" in rows[2][4]
+    assert rows[0] == ["job", "status", "metric", "peak_rss_mb", "dir", "overrides"]
+    assert [r[4] for r in rows[1:]] == jobs and [r[1] for r in rows[1:]] == ["ok", "ok"]
+    assert "loss=hinge" in rows[2][5] and "model.generator.hidden=[32]" in rows[2][5]
 
 
 def test_failed_sweep_job_does_not_end_the_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     # loss.n_critic=0 is refused at build time: job 0 fails, job 1 must still run
-    run_module("gan.train", "-m", *TINY, "trainer.limit_train_batches=2", "loss.n_critic=0,1",
-               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_module("gan.train", "-m", *TINY, "trainer.limit_train_batches=2",
+                      "loss.n_critic=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "job 0 failed" in proc.stderr  # after job 1 ran
     failed, ok = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert "loss.n_critic=0" in failed.name
     assert "loss.n_critic must be >= 1" in (failed / "FAILED.txt").read_text()
