@@ -39,6 +39,7 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         tricks=tricks,
         n_fixed=cfg.n_fixed,
         seed=cfg.seed,
+        max_consecutive_skips=cfg.get("guard", {}).get("max_consecutive_skips", 20),
         config=OmegaConf.to_container(cfg, resolve=True),
         **shapes,
     )
