@@ -56,6 +56,7 @@ class GAN(L.LightningModule):
         self.g_step = 0
         # Non-finite steps are skipped and counted; too many in a row stop the run.
         self.guard = StepGuard(max_consecutive_skips)
+        self.started = False
         # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
@@ -156,6 +157,9 @@ class GAN(L.LightningModule):
             generator.train(was_training)
 
     # ---- DDP and checkpoints -----------------------------------------------------------------
+
+    def on_train_start(self):
+        self.started = True  # errors from here on are training failures, not bad input
 
     def on_fit_start(self):
         if self.trainer.world_size > 1:
