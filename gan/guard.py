@@ -193,17 +193,19 @@ class StepGuard:
 
 def garbage_reason(metrics: Mapping[str, float], max_fid: float | None = None,
                    min_classes_covered: float | None = None) -> str | None:
-    """Why the final samples are not worth having, or None. Keys as in metrics.json
-    (`val/fid`, `val/classes_covered`); an empty dict means the samples could not be scored."""
+    """Why the final samples are not worth having ("; "-joined), or None. Keys as in
+    metrics.json (`val/fid`, `val/classes_covered`); an empty dict: the samples could not be
+    scored (they were not finite)."""
     if not metrics:
         return "final samples could not be scored (not finite)"
     fid = metrics.get("val/fid", metrics.get("fid"))
     classes = metrics.get("val/classes_covered", metrics.get("classes_covered"))
+    reasons = []
     if fid is not None and not math.isfinite(fid):
-        return f"final FID is {fid}"
-    if max_fid is not None and fid is not None and fid > max_fid:
-        return f"final FID {fid:.4g} > guard.max_fid={max_fid:g}"
+        reasons.append(f"final FID is {fid}")
+    elif max_fid is not None and fid is not None and fid > max_fid:
+        reasons.append(f"final FID {fid:.4g} > guard.max_fid={max_fid:g}")
     if min_classes_covered is not None and classes is not None and classes < min_classes_covered:
-        return (f"final samples cover {classes:g} class(es) < "
-                f"guard.min_classes_covered={min_classes_covered:g} (mode collapse)")
-    return None
+        reasons.append(f"final samples cover {classes:g} class(es) < "
+                       f"guard.min_classes_covered={min_classes_covered:g} (mode collapse)")
+    return "; ".join(reasons) or None
