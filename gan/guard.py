@@ -51,7 +51,10 @@ def all_finite(checkpoint: Mapping) -> bool:
 
     collect(checkpoint.get("state_dict", {}))
     collect(checkpoint.get("optimizer_states", []))
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+    flags: dict[torch.device, list[torch.Tensor]] = {}  # one host read per device, not per tensor
+    for t in tensors:
+        flags.setdefault(t.device, []).append(torch.isfinite(t).all())
+    return all(bool(torch.stack(f).all()) for f in flags.values())
 
 
 def finite(loss: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
@@ -172,6 +175,11 @@ class StepGuard:
         self._reset_window()
         self._raise_if_diverged(worst)
         return out
+
+    def total_skipped(self) -> int:
+        """Skipped steps so far, the unread window included (one host read: for checkpoints)."""
+        window = sum(int(v) for v in self._skipped.values())
+        return self.skipped_steps + window
 
     def check(self) -> None:
         """The divergence check alone (the window's sums stay for the next `read`)."""

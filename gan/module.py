@@ -168,8 +168,10 @@ class GAN(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["gan_counters"] = {"d_step": self.d_step, "g_step": self.g_step}
+        checkpoint["gan_guard"] = {"skipped_steps": self.guard.total_skipped()}
 
     def on_load_checkpoint(self, checkpoint):
         counters = checkpoint.get("gan_counters", {})
         self.d_step = counters.get("d_step", 0)
         self.g_step = counters.get("g_step", 0)
+        self.guard.skipped_steps = checkpoint.get("gan_guard", {}).get("skipped_steps", 0)

@@ -185,6 +185,9 @@ def test_a_nan_checkpoint_is_refused_while_training_goes_on(fast_cfg, tmp_path, 
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["epoch"] == 0 and all_finite(last)
     assert module.guard.skipped_steps == 16  # epoch 2: 8 D and 8 G steps, all skipped
+    assert last["gan_guard"] == {"skipped_steps": 0}  # the count goes on after a resume
+    module.on_load_checkpoint({**last, "gan_guard": {"skipped_steps": 5}})
+    assert module.guard.skipped_steps == 5
     assert float(trainer.logged_metrics["train/skipped_steps"]) == 16
 
 
