@@ -14,7 +14,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.files import write_json
+from gan.guard import ADVICE, garbage_reason
 from gan.sampling import cycled_labels, draw, is_conditional, to_grid
+from gan.status import update_status
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +102,17 @@ class Metrics(L.Callback):
 
     def __init__(self, dataset: str | None, every_n_epochs: int | None = 1, n: int = 2000,
                  n_final: int = 10_000, root: str | None = None, seed: int = 0,
-                 every_n_images: int | None = None):
+                 every_n_images: int | None = None, max_fid: float | None = None,
+                 min_classes_covered: float | None = None):
         from gan.classifier import DATASETS
 
         for name, value in (("every_n_epochs", every_n_epochs),
                             ("every_n_images", every_n_images)):
             if value is not None and value < 1:
                 raise ValueError(f"callbacks.metrics.{name} must be >= 1 or null, got {value}")
+        # Final samples past these (guard.max_fid, guard.min_classes_covered) mark the run
+        # `diverged` in status.json, with the reason; training is not stopped for them.
+        self.max_fid, self.min_classes_covered = max_fid, min_classes_covered
         self.enabled = dataset in DATASETS
         self.dataset, self.root, self.seed = dataset, root, seed
         self.every_n_epochs, self.every_n_images = every_n_epochs, every_n_images
@@ -182,6 +188,10 @@ class Metrics(L.Callback):
         if not self.enabled or not trainer.is_global_zero:
             return
         self.final = {f"val/{k}": float(v) for k, v in self._score(pl_module, self.n_final).items()}
+        reason = garbage_reason(self.final, self.max_fid, self.min_classes_covered)
+        if reason is not None:
+            log.warning("run marked diverged: %s; %s", reason, ADVICE)
+            update_status(trainer.default_root_dir, status="diverged", reason=reason)
         if not self.final:
             return
         report = {"dataset": self.dataset, "n": self.n_final, "reference": "test split",

@@ -146,7 +146,8 @@ def load_classifier(dataset: str, path: str | os.PathLike | None = None) -> Clas
     if expected is None or actual != expected:
         raise _ChecksumError(dataset, path, expected, actual)
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = Classifier(**blob["config"])
+    with torch.random.fork_rng(devices=[]):  # the initial weights, overwritten below, would
+        model = Classifier(**blob["config"])  # draw from (and move) the caller's CPU stream
     model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
     # channels_last: ~3x faster CPU inference (the 1-channel first conv is slow in NCHW)
     return model.to(memory_format=torch.channels_last).eval().requires_grad_(False)

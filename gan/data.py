@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -149,7 +150,7 @@ class _TorchvisionIDX(ImageDataModule):
     def _missing_error(self, cause: Exception | None) -> FileNotFoundError:
         name = self.dataset_cls.__name__
         layout = "\n".join(f"    {self.raw_dir / f}" for f in self.files)
-        why = f" (download failed: {cause})" if cause else " (download=false)"
+        why = f" (no download: {cause})" if cause else " (download=false)"
         return FileNotFoundError(
             f"{name} not found under data.root={self.root}{why}.\n"
             f"  Expected the raw IDX files (torchvision's layout):\n{layout}\n"
@@ -164,9 +165,14 @@ class _TorchvisionIDX(ImageDataModule):
         if not all((self.raw_dir / f).is_file() for f in self.files):
             if not self.download:
                 raise self._missing_error(None)
+            if not self.root.is_dir():  # a typo in data.root: do not create it
+                raise self._missing_error(FileNotFoundError(f"{self.root} does not exist"))
+            created = [d for d in (self.raw_dir.parent, self.raw_dir) if not d.exists()]
             try:  # torchvision checks the MD5 of what it downloads
                 self.dataset_cls(str(self.root), train=train, download=True)
             except Exception as cause:  # offline: URLError, RuntimeError, OSError ...
+                for folder in created[:1]:  # a failed download leaves nothing behind
+                    shutil.rmtree(folder, ignore_errors=True)
                 raise self._missing_error(cause) from cause
         try:
             return self.dataset_cls(str(self.root), train=train, download=False)

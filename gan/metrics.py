@@ -166,8 +166,11 @@ def kernel_distance(
     kid.update(fake, real=False)
     # torchmetrics draws its subsets from the global RNG: fork it so the value is reproducible
     # and the caller's random stream (e.g. a training run's) is left untouched.
+    # Seed the CPU generator only (torchmetrics' randperm runs there): torch.manual_seed would
+    # also reseed every CUDA device, which fork_rng(devices=[]) does not restore, and a
+    # training run on a GPU would then redraw the same noise after every evaluation.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         mean, std = kid.compute()
     return mean.item(), std.item()
 
@@ -285,8 +288,14 @@ def _check_fake(fake: torch.Tensor, n: int, img_shape=(1, 28, 28)) -> None:
         raise ValueError(
             f"need at least n={n} fake samples, got {len(fake)}; lower n or generate more"
         )
+    bad = int((~torch.isfinite(fake[:n])).sum())
+    if bad:
+        raise ValueError(
+            f"fake samples hold {bad} NaN/inf value(s) in the first n={n}: the generator that "
+            f"made them diverged; score a finite checkpoint (e.g. an earlier epochNNN.ckpt)"
+        )
     lo, hi = fake.min().item(), fake.max().item()
-    if lo < -1.01 or hi > 1.01 or math.isnan(lo) or math.isnan(hi):
+    if lo < -1.01 or hi > 1.01:
         raise ValueError(
             f"fake samples must lie in [-1, 1] (the Tanh range), got [{lo:.3g}, "
             f"{hi:.3g}]; map [0, 1] images with x * 2 - 1"

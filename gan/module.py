@@ -6,7 +6,6 @@ through their contracts (gan/losses.py, gan/tricks.py), so adding either never c
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -14,6 +13,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from gan.guard import StepGuard, finite, guarded_step
 from gan.losses import GANLoss
 from gan.sampling import cycled_labels
 from gan.tricks import Trick
@@ -37,6 +37,7 @@ class GAN(L.LightningModule):
         num_classes: int = 10,
         n_fixed: int = 64,
         seed: int = 0,
+        max_consecutive_skips: int = 20,
         config: dict | None = None,
     ):
         super().__init__()
@@ -55,6 +56,9 @@ class GAN(L.LightningModule):
         # Own counters: trainer.global_step counts every optimizer.step(), G's and D's alike.
         self.d_step = 0
         self.g_step = 0
+        # Non-finite steps are skipped and counted; too many in a row stop the run.
+        self.guard = StepGuard(max_consecutive_skips)
+        self.started = False
         # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
@@ -90,34 +94,45 @@ class GAN(L.LightningModule):
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss + penalty)
             d_grad = grad_norm(self.discriminator)
-            opt_d.step()
+            ok = finite(d_loss + penalty, d_grad)  # on the device: read at the boundaries only
+            guarded_step(opt_d, ok)
         self.loss.after_d_step(self.discriminator)
         self.d_step += 1
-        self.log("train/d_loss", d_loss, prog_bar=True)
-        self.log_dict({"train/d_penalty": torch.as_tensor(penalty, dtype=torch.float32),
-                       "train/d_real": d_real.mean(), "train/d_fake": d_fake.mean(),
-                       "train/d_grad_norm": d_grad, "train/d_step": float(self.d_step)})
-        self._check_finite("train/d_loss", d_loss)
+        self.guard.record("d", ok, {"d_loss": d_loss, "d_penalty": penalty,
+                                    "d_real": d_real.mean(), "d_fake": d_fake.mean(),
+                                    "d_grad_norm": d_grad})
 
-        if self.d_step % self.loss.n_critic:
+        if self.d_step % self.loss.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                g_loss = self.loss.g_loss(critic(fake))
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss)
+                g_grad = grad_norm(self.generator)
+                ok = finite(g_loss, g_grad)
+                guarded_step(opt_g, ok)
+            self.g_step += 1
+            self.guard.record("g", ok, {"g_loss": g_loss, "g_grad_norm": g_grad})
+        if self.trainer._logger_connector.should_update_logs:  # when Lightning logs: same steps
+            self._log_window()
+
+    def _log_window(self) -> None:
+        """The step scalars' means since the last boundary, as host tensors: Lightning turns
+        progress-bar values into Python numbers every batch, which on a device tensor would be
+        a sync per step. `read` raises `Diverged` after too many skips in a row."""
+        values = self.guard.read()
+        if not values:
             return
-        with self.toggled_optimizer(opt_g):
-            g_loss = self.loss.g_loss(critic(fake))
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            g_grad = grad_norm(self.generator)
-            opt_g.step()
-        self.g_step += 1
-        self.log("train/g_loss", g_loss, prog_bar=True)
-        self.log_dict({"train/g_grad_norm": g_grad, "train/g_step": float(self.g_step)})
+        host = {f"train/{k}": v for k, v in values.items()}
+        host["train/d_step"] = torch.tensor(float(self.d_step))
+        host["train/g_step"] = torch.tensor(float(self.g_step))
+        for name in ("train/d_loss", "train/g_loss"):
+            if name in host:
+                self.log(name, host.pop(name), prog_bar=True)
+        self.log_dict(host)
 
-    def _check_finite(self, name: str, value: torch.Tensor) -> None:
-        # Checked every 50 D steps only: .item() synchronises with an accelerator.
-        if self.d_step % 50 == 1 and not math.isfinite(value.item()):
-            raise FloatingPointError(
-                f"{name} is {value.item()} at D step {self.d_step}: training diverged. Lower "
-                f"optim.lr_g / optim.lr_d, or change loss= or model=."
-            )
+    def on_train_epoch_end(self):
+        # Before ModelCheckpoint writes (Lightning calls checkpoint callbacks after the module).
+        self.guard.check()
 
     def configure_optimizers(self):
         return (self.optimizer_g(self.generator.parameters()),
@@ -145,6 +160,9 @@ class GAN(L.LightningModule):
 
     # ---- DDP and checkpoints -----------------------------------------------------------------
 
+    def on_train_start(self):
+        self.started = True  # errors from here on are training failures, not bad input
+
     def on_fit_start(self):
         if self.trainer.world_size > 1:
             # seed_everything seeds every rank alike: offset the noise so ranks draw different z.
@@ -152,8 +170,10 @@ class GAN(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["gan_counters"] = {"d_step": self.d_step, "g_step": self.g_step}
+        checkpoint["gan_guard"] = {"skipped_steps": self.guard.total_skipped()}
 
     def on_load_checkpoint(self, checkpoint):
         counters = checkpoint.get("gan_counters", {})
         self.d_step = counters.get("d_step", 0)
         self.g_step = counters.get("g_step", 0)
+        self.guard.skipped_steps = checkpoint.get("gan_guard", {}).get("skipped_steps", 0)

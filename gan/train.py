@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import traceback
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint_io import AtomicCheckpointIO
+from gan.checks import UsageError, check_config, usage_error
 from gan.config import CONF_DIR, build
+from gan.guard import Diverged
 from gan.launch import job_resources
 from gan.module import GAN
+from gan.status import update_status
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         tricks=tricks,
         n_fixed=cfg.n_fixed,
         seed=cfg.seed,
+        max_consecutive_skips=cfg.get("guard", {}).get("max_consecutive_skips", 20),
         config=OmegaConf.to_container(cfg, resolve=True),
         **shapes,
     )
@@ -47,9 +52,24 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
 
 
 def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
+    """Build and train. Bad input (a ValueError/FileNotFoundError raised before the first
+    training step, while building or loading data) comes out as one-line UsageError."""
+    check_config(cfg)
+    built: dict[str, GAN] = {}
+    try:
+        return _fit(cfg, built)
+    except Exception as err:
+        usage = usage_error(err)
+        if usage is None or getattr(built.get("module"), "started", False):
+            raise  # a failure during training is not bad input: keep its traceback
+        raise usage from err
+
+
+def _fit(cfg: DictConfig, built: dict) -> tuple[L.Trainer, GAN]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data)
     module, tricks = build_module(cfg, datamodule)
+    built["module"] = module
     if cfg.get("critic_norm"):  # the loss chose the critic's normalisation: say so
         log.info("loss=%s asks for a %s-normalised critic; D uses norm=%s",
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
@@ -88,6 +108,16 @@ def main(cfg: DictConfig) -> float | None:
     try:
         trainer, _ = fit(cfg)
         return objective(trainer, cfg.get("metric"))
+    except (UsageError, Diverged) as err:
+        out = Path(HydraConfig.get().runtime.output_dir)
+        if isinstance(err, Diverged):  # the last good checkpoint stays; say how it ended
+            update_status(out, status="diverged", reason=str(err))
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep goes on
+            (out / "FAILED.txt").write_text(f"{err}\n")
+            log.error("job %s: %s", HydraConfig.get().job.num, err)
+            return math.nan
+        print(f"gan.train: {err}", file=sys.stderr)  # one line, no traceback
+        sys.exit(1 if isinstance(err, Diverged) else 2)
     except Exception:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from gan.config import CONF_DIR, build
-from gan.module import GAN
-from gan.train import fit
+from gan.train import build_module, fit
 
 GROUPS = ["data", "model", "loss", "optim", "tricks", "trainer", "logger", "callbacks",
           "experiment"]
@@ -23,14 +24,6 @@ def options(group: str) -> list[str]:
 def test_every_group_has_options():
     for group in GROUPS:
         assert options(group), f"conf/{group}/ is empty"
-
-
-def make_module(cfg, **shapes) -> GAN:
-    shapes = shapes or {"img_shape": (1, 28, 28), "num_classes": 10}
-    tricks = [build(node) for node in (cfg.get("tricks") or {}).values()]
-    return GAN(build(cfg.model.generator, **shapes), build(cfg.model.discriminator, **shapes),
-               build(cfg.loss), build(cfg.optim.generator), build(cfg.optim.discriminator),
-               tricks, n_fixed=4, **shapes)
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -48,16 +41,35 @@ def test_option_composes_and_builds(fast_cfg, tmp_path, group, option):
     if group == "data":
         dm = build(cfg.data)
         assert len(dm.img_shape) == 3 and dm.num_classes >= 1
-    elif group in ("trainer", "logger"):
-        assert build(cfg[group]) is not None
+    elif group == "trainer":
+        trainer = build(cfg.trainer)
+        assert isinstance(trainer, L.Trainer)
+        assert trainer.max_epochs == cfg.trainer.max_epochs
+        assert trainer.default_root_dir == str(tmp_path)  # the run dir, not ./lightning_logs
+        assert trainer.num_devices == cfg.trainer.devices
+    elif group == "logger":
+        logger = build(cfg.logger)
+        assert isinstance(logger, TensorBoardLogger) and Path(logger.log_dir) == tmp_path
     elif group == "callbacks":
-        assert all(build(node) is not None for node in cfg.callbacks.values())
+        for name, node in cfg.callbacks.items():
+            callback = build(node)
+            assert isinstance(callback, L.Callback), name
+            assert type(callback).__name__ == node._target_.rsplit(".", 1)[-1], name
     else:  # model, loss, optim, tricks, experiment: the whole GAN builds
-        module = make_module(cfg)
+        module, tricks = build_module(cfg)
+        assert [type(t).__name__ for t in tricks] == [
+            node._target_.rsplit(".", 1)[-1] for node in (cfg.get("tricks") or {}).values()]
         opt_g, opt_d = module.configure_optimizers()
-        assert isinstance(opt_g, torch.optim.Optimizer) and isinstance(opt_d, torch.optim.Optimizer)
+        for opt, net, lr in ((opt_g, module.generator, cfg.optim.generator.lr),
+                             (opt_d, module.discriminator, cfg.optim.discriminator.lr)):
+            assert type(opt).__name__ == cfg.optim[
+                "generator" if opt is opt_g else "discriminator"]._target_.rsplit(".", 1)[-1]
+            assert opt.param_groups[0]["lr"] == lr
+            assert {id(p) for g in opt.param_groups for p in g["params"]} == {
+                id(p) for p in net.parameters()}
         images = module.sample(module.fixed_z, module.fixed_labels)
-        assert images.shape == (4, 1, 28, 28) and images.abs().max() <= 1
+        assert images.shape == (cfg.n_fixed, *build(cfg.data).img_shape)
+        assert images.abs().max() <= 1
 
 
 def snapshot(net: torch.nn.Module) -> torch.Tensor:
@@ -73,8 +85,8 @@ def test_model_loss_pair_trains(fast_cfg, model, loss):
     for net in (cfg.model.generator, cfg.model.discriminator):
         if "width" in net:  # the conv nets: narrow, same structure
             net.width = 16
-    with torch.no_grad():
-        before = make_module(cfg)  # same seed -> same initial weights as the trained one
+    L.seed_everything(cfg.seed)  # as fit() does: the trained module starts from these weights
+    before, _ = build_module(cfg)
     g0, d0 = snapshot(before.generator), snapshot(before.discriminator)
     cfg.data.n = cfg.data.batch_size * 2 * n_critic  # one epoch = two G steps
     trainer, module = fit(cfg)
@@ -96,3 +108,18 @@ def test_d_steps_per_g_step_is_n_critic(fast_cfg, loss, n_critic):
     steps = [int(next(iter(opt.state.values()))["step"]) for opt in (opt_g, opt_d)]
     assert steps == [6 // n_critic, 6]
     assert (module.g_step, module.d_step) == (6 // n_critic, 6)
+
+
+def test_fit_starts_from_the_seeded_build_module_weights(fast_cfg):
+    """What test_model_loss_pair_trains compares against: fit() with no training steps keeps
+    exactly the weights that seeding and build_module give."""
+    cfg = fast_cfg("model=mlp", "callbacks=[]", "trainer.max_steps=0")
+    L.seed_everything(cfg.seed)
+    before, _ = build_module(cfg)
+    _, module = fit(cfg)
+    assert module.d_step == 0
+    assert torch.equal(snapshot(before.generator), snapshot(module.generator))
+    assert torch.equal(snapshot(before.discriminator), snapshot(module.discriminator))
+    L.seed_everything(cfg.seed + 1)
+    other, _ = build_module(cfg)
+    assert not torch.equal(snapshot(other.generator), snapshot(module.generator))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,19 +65,27 @@ def test_real_datasets_load_whole(cls):
     assert dm.test_split()[0].shape == (10_000, 1, 28, 28)
 
 
-@pytest.mark.parametrize("download", [False, True])
-def test_missing_root_names_layout_and_option(tmp_path, monkeypatch, download):
-    def offline(*args, **kwargs):
+@pytest.mark.parametrize("download,root_exists", [(False, False), (True, False), (True, True)])
+def test_missing_root_names_layout_and_option(tmp_path, monkeypatch, download, root_exists):
+    def offline(self, *args, **kwargs):
+        (Path(self.raw_folder) / "partial.gz").parent.mkdir(parents=True, exist_ok=True)
+        (Path(self.raw_folder) / "partial.gz").write_bytes(b"x")  # as a broken download would
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
 
     monkeypatch.setattr(MNIST.dataset_cls, "download", offline)
-    dm = MNIST(root=str(tmp_path / "nowhere"), download=download)
+    root = tmp_path / "nowhere"
+    if root_exists:
+        root.mkdir()
+    dm = MNIST(root=str(root), download=download)
     with pytest.raises(FileNotFoundError) as err:
         dm.prepare_data()
     message = str(err.value)
     assert "data.root=" in message and "GAN_DATA_DIR" in message
     assert "MNIST/raw/train-images-idx3-ubyte" in message
-    assert ("no network" in message) == download
+    # a mistyped root is not created, nor downloaded into; a failed download leaves nothing
+    assert ("no network" in message) == (download and root_exists)
+    assert ("does not exist" in message) == (download and not root_exists)
+    assert root.exists() == root_exists and (not root_exists or list(root.iterdir()) == [])
 
 
 @needs_mnist

@@ -105,10 +105,14 @@ def test_bad_loss_values_are_refused(bad):
 def test_label_smoothing_targets():
     smooth = LabelSmoothing(real=0.9)
     assert smooth.real_target(1.0, step=0) == pytest.approx(0.9)
-    # fake targets stay 0: the smoothed BCE differs from the plain one only on the real side
-    fake_only = BCE().d_loss(torch.full((3,), 50.0), D_FAKE, smooth.real_target(1.0, 0))
-    expected = BCE().d_loss(torch.full((3,), 50.0), D_FAKE, 0.9)
-    assert fake_only.item() == pytest.approx(expected.item())
+    # BCE(x, t) = t softplus(-x) + (1 - t) softplus(x); fake targets stay 0, so the smoothed
+    # loss differs from the plain one only on the real side: by 0.1 (softplus(50) - ...) ~ 5
+    fake_part = (softplus(0.5) + softplus(-3)) / 2
+    smoothed = BCE().d_loss(torch.full((3,), 50.0), D_FAKE, smooth.real_target(1.0, 0))
+    assert smoothed.item() == pytest.approx(
+        0.9 * softplus(-50) + 0.1 * softplus(50) + fake_part, rel=1e-6)
+    plain = BCE().d_loss(torch.full((3,), 50.0), D_FAKE)
+    assert (smoothed - plain).item() == pytest.approx(0.1 * 50, rel=1e-4)
     assert BCE().d_loss(torch.full((3,), -50.0), torch.full((3,), -50.0), 0.9).item() == (
         pytest.approx(0.9 * 50 + 0.0, rel=1e-3))  # fakes at -50 cost ~0: their target is 0
 
