@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import traceback
 from pathlib import Path
 
@@ -15,11 +16,14 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan.checkpoint_io import AtomicCheckpointIO
+from gan.checkpoint import AtomicCheckpointIO
 from gan.config import CONF_DIR, build
 from gan.module import GAN
+from gan.resume import Resumable, finish_without_training, resume_command
+from gan.status import read_status, update_status
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,14 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
     return module, tricks
 
 
+class Interrupted(SystemExit):
+    """SIGTERM or Ctrl-C stopped training after a checkpoint at that step was written."""
+
+    def __init__(self, signal_name: str, ckpt_path: Path):
+        super().__init__(130 if signal_name == "SIGINT" else 143)  # 128 + the signal's number
+        self.signal_name, self.ckpt_path = signal_name, ckpt_path
+
+
 def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data)
@@ -54,11 +66,20 @@ def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
                  cfg.model.discriminator.get("norm", "n/a"))
     callbacks = [build(node) for node in (cfg.get("callbacks") or {}).values()]
-    trainer = build(cfg.trainer, callbacks=callbacks + tricks, logger=build(cfg.logger),
-                    plugins=[AtomicCheckpointIO()])
+    resumable = Resumable(cfg.get("save_every_n_batches"))
+    trainer = build(cfg.trainer, callbacks=callbacks + tricks + [resumable],
+                    logger=build(cfg.logger), plugins=[AtomicCheckpointIO()])
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except SIGTERMException:  # Lightning's exit after a signal; Resumable saved last.ckpt
+        raise Interrupted(resumable.signal or "SIGTERM", resumable.last_path) from None
+    if cfg.ckpt_path is not None and not resumable.started:
+        finish_without_training(trainer, module)  # killed after the last checkpoint
+    if trainer.is_global_zero:
+        update_status(trainer.default_root_dir, status="done", g_step=module.g_step,
+                      d_step=module.d_step, epoch=trainer.current_epoch)
     return trainer, module
 
 
@@ -78,14 +99,22 @@ def objective(trainer: L.Trainer, name: str | None) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    out = Path(HydraConfig.get().runtime.output_dir)
     try:
         trainer, _ = fit(cfg)
         return objective(trainer, cfg.get("metric"))
-    except Exception:
+    except Interrupted as stop:
+        print(f"{stop.signal_name}: training stopped; checkpoint at this step in "
+              f"{stop.ckpt_path}. Resume with: {resume_command(stop.ckpt_path)}",
+              file=sys.stderr, flush=True)
+        raise
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        if read_status(out).get("status") != "diverged":  # the guard's finding stays
+            update_status(out, status="failed", error=f"{type(err).__name__}: {first}"[:300])
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
         # One diverged job must not end the sweep: record it in its run dir and go on.
-        out = Path(HydraConfig.get().runtime.output_dir)
         (out / "FAILED.txt").write_text(traceback.format_exc())
         log.exception("job %s failed; see %s", HydraConfig.get().job.num, out / "FAILED.txt")
         return math.nan
