@@ -12,11 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import FAST, needs_mnist, run_module
+from gan.checkpoint import CheckpointError, load_checkpoint
+from gan.sampling import Sampler
+from gan.train import Interrupted, fit
+from tests.conftest import FAST, compose_train, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
         "callbacks.samples.every_n_epochs=null"]
@@ -61,6 +65,7 @@ def scalars(run_dir: Path, tag: str) -> dict[int, float]:
     return {e.step: e.value for e in acc.Scalars(tag)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,extra", [
     # killed after an epoch's checkpoint; instance noise draws from the global RNG
     ("epoch", ["tricks=[instance_noise,ema]", "trainer.max_epochs=6"]),
@@ -96,84 +101,137 @@ def test_kill_and_resume_is_bit_exact(tmp_path, case, extra):
         assert {s: before[s] for s in after} == after
 
 
-def test_sigterm_saves_this_step_and_resume_finishes(tmp_path):
-    args = [*TINY, "trainer.max_epochs=50", "tricks=[instance_noise]"]
+class SignalAt(L.Callback):
+    """Sends this process `signum` after D step `d_step`, as a scheduler or Ctrl-C would, at a
+    moment the test chooses (`+callbacks.stop._target_=tests.test_resume.SignalAt`)."""
+
+    def __init__(self, d_step: int, signum: int):
+        self.d_step, self.signum = d_step, signum
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if pl_module.d_step == self.d_step:
+            os.kill(os.getpid(), self.signum)
+
+
+class StatusWatch(L.Callback):
+    """Reads status.json after every batch, as a sweep index or `gan.report` would."""
+
+    seen: list[dict] = []
+
+    def on_train_batch_end(self, trainer, *args):
+        StatusWatch.seen.append(json.loads((Path(trainer.default_root_dir) / "status.json")
+                                           .read_text()))
+
+
+def _fit(tmp_path: Path, name: str, *overrides: str):
+    return fit(compose_train([*TINY, *overrides], tmp_path / name))
+
+
+@pytest.mark.parametrize("signum,stop_at", [(signal.SIGTERM, 11), (signal.SIGINT, 8)],
+                         ids=["SIGTERM-mid-epoch", "SIGINT-epoch-end"])
+def test_interrupted_run_resumes_bit_exact(tmp_path, signum, stop_at):
+    """Stopped by a real signal at D step `stop_at` (11: batch 3 of epoch 2; 8: the last batch
+    of epoch 1), then resumed: weights, optimizer moments, counters and every logged loss equal
+    those of the uninterrupted run. DiffAugment and instance noise draw from the global RNG."""
+    extra = ["tricks=[diffaugment,instance_noise,ema]", "trainer.max_epochs=3"]
+    trainer, _ = _fit(tmp_path, "straight", *extra)
+    straight = load(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    stop = [f"+callbacks.stop._target_={__name__}.SignalAt", f"+callbacks.stop.d_step={stop_at}",
+            f"+callbacks.stop.signum={int(signum)}"]
+    with pytest.raises(Interrupted) as stopped:
+        _fit(tmp_path, "stopped", *extra, *stop)
+    assert stopped.value.code == 128 + signum
+    ckpt = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    assert load(ckpt)["gan_counters"] == {"d_step": stop_at, "g_step": stop_at}
+    status = json.loads((tmp_path / "stopped" / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["d_step"] == stop_at
+    _fit(tmp_path, "resumed", *extra, f"ckpt_path={ckpt}")
+    resumed = load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert resumed["gan_counters"] == straight["gan_counters"] == {"d_step": 24, "g_step": 24}
+    assert max_weight_diff(straight, resumed) == 0.0
+    for tag in ("train/d_loss", "train/g_loss"):
+        before, after = scalars(tmp_path / "straight", tag), scalars(tmp_path / "resumed", tag)
+        assert len(after) == 24 - stop_at and set(after) <= set(before)
+        assert {s: before[s] for s in after} == after
+
+
+def test_resume_without_rng_state_would_differ(tmp_path):
+    """The check above can fail: the same resume with the RNG states dropped from the
+    checkpoint draws other noise and ends with other weights."""
+    extra = ["tricks=[instance_noise]", "trainer.max_epochs=2"]
+    _fit(tmp_path, "straight", *extra)
+    _fit(tmp_path, "first", "tricks=[instance_noise]", "trainer.max_epochs=1")
+    ckpt = load(tmp_path / "first" / "checkpoints" / "last.ckpt")
+    del ckpt["rng_states"]
+    torch.save(ckpt, tmp_path / "no_rng.ckpt")
+    _fit(tmp_path, "resumed", *extra, f"ckpt_path={tmp_path / 'no_rng.ckpt'}")
+    a = load(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    b = load(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    assert max_weight_diff(a, b) > 0
+
+
+def test_sigterm_to_a_real_run_saves_this_step_and_exits_nonzero(tmp_path):
+    """A scheduler's preemption: SIGTERM to `python -m gan.train` mid-epoch."""
     run_dir = tmp_path / "run"
-    proc = start(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = start(*TINY, "trainer.max_epochs=50", "save_every_n_batches=3",
+                 f"hydra.run.dir={run_dir}", cwd=tmp_path)
     wait_for(run_dir / "checkpoints" / "last.ckpt", proc)  # training is under way
-    time.sleep(0.3)  # and now mid-epoch, somewhere
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, out
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "interrupted" and status["signal"] == "SIGTERM"
     ckpt = load(run_dir / "checkpoints" / "last.ckpt")
-    assert ckpt["gan_counters"]["d_step"] == status["d_step"] > 0
+    assert ckpt["gan_counters"]["d_step"] == status["d_step"] >= 3
     line = next(x for x in out.splitlines() if "Resume with:" in x)
     assert f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}" in line
-    assert f"hydra.run.dir={run_dir}" in line and "trainer.max_epochs=50" in line
-    # resume in the same run dir, as the printed line says, with a smaller budget to finish
-    shorter = [a for a in args if not a.startswith("trainer.max_epochs")]
-    epochs = ckpt["gan_counters"]["d_step"] // 8 + 1
-    run_module("gan.train", *shorter, f"trainer.max_epochs={epochs}",
-               f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-               f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    done = json.loads((run_dir / "status.json").read_text())
-    assert done["status"] == "done" and done["d_step"] == epochs * 8
+    assert f"hydra.run.dir={run_dir}" in line and "save_every_n_batches=3" in line
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
 
 
-def test_sigint_stops_after_the_batch_and_saves(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = start(*TINY, "trainer.max_epochs=50", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["status"] == "interrupted" and status["signal"] == "SIGINT"
-    assert load(run_dir / "checkpoints" / "last.ckpt")["gan_counters"]["d_step"] == (
-        status["d_step"])
+def test_status_running_then_done_or_failed(tmp_path):
+    from gan.train import main
 
-
-def test_status_running_then_done_and_failed(tmp_path):
-    run_dir = tmp_path / "run"
-    proc = start(*TINY, "trainer.max_epochs=3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    wait_for(run_dir / "status.json", proc)
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "running"
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status == {**status, "status": "done", "g_step": 24, "d_step": 24}
-    bad = tmp_path / "bad"
-    proc = run_module("gan.train", *TINY, "tricks=[label_smoothing]", "loss=hinge",
-                      f"hydra.run.dir={bad}", cwd=tmp_path, check=False)
-    assert proc.returncode != 0
-    status = json.loads((bad / "status.json").read_text())
+    cfg = compose_train([*TINY, "trainer.max_epochs=2", f"+callbacks.watch._target_={__name__}"
+                         ".StatusWatch"], tmp_path / "ok")
+    StatusWatch.seen.clear()
+    main.__wrapped__(cfg)
+    seen = StatusWatch.seen
+    assert seen[0]["status"] == "running" and seen[0]["g_step"] == 0
+    assert seen[-1]["status"] == "running" and seen[-1]["g_step"] == 8  # the epoch-1 checkpoint
+    status = json.loads((tmp_path / "ok" / "status.json").read_text())
+    assert (status["status"], status["g_step"], status["d_step"]) == ("done", 16, 16)
+    cfg = compose_train([*TINY, "tricks=[label_smoothing]", "loss=hinge"], tmp_path / "bad")
+    with pytest.raises(ValueError):
+        main.__wrapped__(cfg)
+    status = json.loads((tmp_path / "bad" / "status.json").read_text())
     assert status["status"] == "failed" and "label_smoothing" in status["error"]
     assert "\n" not in status["error"]
 
 
 @needs_mnist
-def test_kill_after_last_checkpoint_still_writes_final_metrics(tmp_path):
-    args = ["data=mnist", "trainer.accelerator=cpu", "trainer.max_epochs=2",
-            "trainer.limit_train_batches=4", "trainer.enable_progress_bar=false",
-            "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
-            "callbacks.metrics.n=200", "callbacks.metrics.n_final=300", "n_fixed=16",
+def test_kill_after_last_checkpoint_still_writes_final_metrics(tmp_path, caplog):
+    args = ["trainer.max_epochs=2", "trainer.limit_train_batches=4", "data=mnist",
+            "data.batch_size=16", "callbacks.metrics.n=200", "callbacks.metrics.n_final=300",
             "metric=val/fid"]
     run_dir = tmp_path / "run"
-    run_module("gan.train", *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    tiny = [o for o in TINY if not o.startswith("data")]
+    fit(compose_train([*tiny, *args], run_dir))
+    first = json.loads((run_dir / "metrics.json").read_text())
     # what a kill between the last checkpoint and the final metrics leaves behind
     (run_dir / "metrics.json").unlink()
     (run_dir / "samples" / "final.png").unlink()
     (run_dir / "status.json").unlink()
-    proc = run_module("gan.train", *args, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                      f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    cfg = compose_train([*tiny, *args, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"],
+                        run_dir)
+    from gan.train import main
+
+    value = main.__wrapped__(cfg)
     report = json.loads((run_dir / "metrics.json").read_text())
-    assert report["n"] == 300 and report["g_step"] == 8 and report["metrics"]["val/fid"] > 0
+    assert report == first  # the same samples of the same weights: the same scores
+    assert value == report["metrics"]["val/fid"] > 0  # what a sweeper gets back
     assert (run_dir / "samples" / "final.png").stat().st_size > 0
     assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
-    assert "final artefacts" in proc.stdout + proc.stderr
 
 
 # ---- checkpoints that cannot be used: one clear line each -------------------------------------
@@ -181,44 +239,56 @@ def test_kill_after_last_checkpoint_still_writes_final_metrics(tmp_path):
 @pytest.fixture(scope="module")
 def good_ckpt(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("src")
-    run_module("gan.train", *TINY, "trainer.limit_train_batches=2", f"hydra.run.dir={run_dir}",
-               cwd=run_dir)
+    fit(compose_train([*TINY, "trainer.limit_train_batches=2"], run_dir))
     return run_dir / "checkpoints" / "last.ckpt"
 
 
-def _bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+def bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     data = good.read_bytes()
     truncated, noise, foreign = tmp / "truncated.ckpt", tmp / "noise.ckpt", tmp / "foreign.pt"
     truncated.write_bytes(data[: len(data) // 2])
     noise.write_bytes(os.urandom(4096))
     torch.save({"weight": torch.zeros(3)}, foreign)
-    return {"truncated": (truncated, "not a readable gan.train checkpoint"),
-            "random bytes": (noise, "not a readable gan.train checkpoint"),
-            "foreign": (foreign, "not a checkpoint written by gan.train")}
+    return {"truncated": (truncated, "is not a readable gan.train checkpoint"),
+            "random bytes": (noise, "is not a readable gan.train checkpoint"),
+            "foreign": (foreign, "is a torch file but not a checkpoint written by gan.train")}
 
 
-@pytest.mark.parametrize("entry", ["gan.train", "gan.generate"])
-def test_bad_checkpoint_is_one_clear_line(good_ckpt, tmp_path, entry):
-    for name, (path, message) in _bad_files(good_ckpt, tmp_path).items():
-        args = [*TINY, f"ckpt_path={path}"] if entry == "gan.train" else [f"ckpt_path={path}"]
-        proc = run_module(entry, *args, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path,
-                          check=False)
-        err = proc.stderr + proc.stdout
-        assert proc.returncode != 0, name
-        assert message in err, (name, err)
-        assert "weights_only=False" not in err, (name, err)
-        assert f"ckpt_path={path}" in err
+def test_bad_checkpoint_is_one_clear_line_everywhere(good_ckpt, tmp_path):
+    for name, (path, message) in bad_files(good_ckpt, tmp_path).items():
+        for key in ("load_checkpoint", "Sampler", "ckpt_path", "init_from"):
+            with pytest.raises(CheckpointError) as err:
+                if key == "load_checkpoint":
+                    load_checkpoint(path)
+                elif key == "Sampler":  # gan.generate, gan.evaluate
+                    Sampler(path)
+                else:  # gan.train: Lightning's resume, or transfer
+                    fit(compose_train([*TINY, f"{key}={path}"], tmp_path / name))
+            text = str(err.value)
+            assert message in text and "\n" not in text, (name, text)
+            assert "weights_only=False" not in text and "=" + str(path) in text, (name, text)
+    assert load_checkpoint(good_ckpt)["gan_counters"]["d_step"] == 2  # the intact file loads
+
+
+def test_bad_checkpoint_from_the_command_line(good_ckpt, tmp_path):
+    path, message = bad_files(good_ckpt, tmp_path)["truncated"]
+    proc = run_module("gan.train", *TINY, f"ckpt_path={path}", f"hydra.run.dir={tmp_path}",
+                      cwd=tmp_path, check=False)
+    err = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and message in err and "weights_only=False" not in err
 
 
 def test_model_mismatch_names_the_config_keys(good_ckpt, tmp_path):
-    proc = run_module("gan.train", *TINY, "model.generator.hidden=[48]", f"ckpt_path={good_ckpt}",
-                      f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False)
-    err = proc.stderr + proc.stdout
-    assert proc.returncode != 0
+    cfg = compose_train([*TINY, "model.generator.hidden=[48]", f"ckpt_path={good_ckpt}"],
+                        tmp_path / "a")
+    with pytest.raises(CheckpointError) as err:
+        fit(cfg)
+    text = str(err.value)
     assert "was trained with another model: model.generator.hidden=[32] (checkpoint) vs [48] " \
-           "(this run)" in err
-    assert "size mismatch" not in err and "weights_only=False" not in err
-    proc = run_module("gan.train", *TINY[:-3], "model=dcgan", f"ckpt_path={good_ckpt}",
-                      f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path, check=False)
-    err = proc.stderr + proc.stdout
-    assert "model._target_" in err or "model.generator._target_=gan.networks.mlp" in err, err
+           "(this run)" in text
+    assert "size mismatch" not in text and "\n" not in text
+    cfg = compose_train([*TINY[:-4], "callbacks.samples.every_n_epochs=null", "model=dcgan",
+                         f"ckpt_path={good_ckpt}"], tmp_path / "b")
+    with pytest.raises(CheckpointError, match=r"model\.discriminator\._target_=gan\.networks\."
+                                              r"mlp\.\w+ \(checkpoint\) vs gan\.networks\.dcgan"):
+        fit(cfg)
