@@ -129,7 +129,8 @@ class Resumable(Checkpoint):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         n = self.every_n_batches
         if n and (batch_idx + 1) % n == 0 and batch_idx + 1 < trainer.num_training_batches:
-            trainer.save_checkpoint(self.last_path)  # the epoch's end has its own save
+            # the epoch's end has its own save
+            trainer.save_checkpoint(self.last_path, weights_only=False)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         self._status(pl_module, status="running")
@@ -140,7 +141,7 @@ class Resumable(Checkpoint):
             return  # a failure, or a second Ctrl-C mid-step: gan.train records it
         self.signal = self.signal or "SIGTERM"
         # Lightning raised this after a whole batch (or epoch): a consistent point to save.
-        trainer.save_checkpoint(self.last_path)
+        trainer.save_checkpoint(self.last_path, weights_only=False)
         self._status(pl_module, status="interrupted", signal=self.signal,
                      ckpt_path=str(self.last_path))
 
