@@ -292,3 +292,26 @@ def test_model_mismatch_names_the_config_keys(good_ckpt, tmp_path):
     with pytest.raises(CheckpointError, match=r"model\.discriminator\._target_=gan\.networks\."
                                               r"mlp\.\w+ \(checkpoint\) vs gan\.networks\.dcgan"):
         fit(cfg)
+
+
+def test_shuffled_batches_resume_inside_an_epoch():
+    from gan.data import ShuffledBatches
+
+    images, labels = torch.arange(60).view(60, 1, 1, 1).to(torch.uint8), torch.arange(60)
+    straight = ShuffledBatches(images, labels, batch_size=10, seed=3)
+    straight.set_epoch(2)
+    epoch2 = [y for _, y in straight]
+    stopped = ShuffledBatches(images, labels, batch_size=10, seed=3)
+    stopped.set_epoch(2)
+    it = iter(stopped)
+    seen = [next(it)[1] for _ in range(4)]
+    state = stopped.state_dict()
+    assert state == {"epoch": 2, "served": 4}
+    resumed = ShuffledBatches(images, labels, batch_size=10, seed=3)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(2)  # Lightning: the epoch in progress
+    rest = [y for _, y in resumed]
+    assert torch.equal(torch.cat(seen + rest), torch.cat(epoch2))
+    resumed.load_state_dict({"epoch": 1, "served": 6})  # a finished epoch: start the next whole
+    resumed.set_epoch(2)
+    assert torch.equal(torch.cat([y for _, y in resumed]), torch.cat(epoch2))
