@@ -315,3 +315,13 @@ def test_shuffled_batches_resume_inside_an_epoch():
     resumed.load_state_dict({"epoch": 1, "served": 6})  # a finished epoch: start the next whole
     resumed.set_epoch(2)
     assert torch.equal(torch.cat([y for _, y in resumed]), torch.cat(epoch2))
+
+
+@pytest.mark.slow
+def test_kill_loop(tmp_path):
+    """benchmarks/kill_loop.py, shortened: kill -9 at random moments, resume, lose <= 1 interval."""
+    proc = subprocess.run([sys.executable, "benchmarks/kill_loop.py", "--trials", "4",
+                           "--dir", str(tmp_path)], cwd=Path(__file__).parent.parent, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 kills: 4 resumed from an intact checkpoint" in proc.stdout
