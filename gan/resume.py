@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -107,8 +108,9 @@ class Resumable(Checkpoint):
     def on_train_start(self, trainer, pl_module):
         self.started = True
         self._status(pl_module, status="running")
-        self._previous_sigint = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self._on_sigint)
+        if threading.current_thread() is threading.main_thread():  # (signals: main thread only)
+            self._previous_sigint = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._on_sigint)
 
     def _on_sigint(self, signum, frame):
         # Ctrl-C raises KeyboardInterrupt wherever the step is (between D's and G's update,
