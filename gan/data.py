@@ -31,9 +31,15 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
 class ShuffledBatches:
     """Shuffled (images, labels) batches sliced out of two resident tensors.
 
-    The permutation is drawn from (seed, epoch), so a run resumed at an epoch boundary sees the
-    same order it would have seen. Under DDP every rank takes its own stride of one permutation,
-    so the ranks together cover the epoch once.
+    The permutation is drawn from (seed, epoch), so any epoch's order can be redrawn. Under DDP
+    every rank takes its own stride of one permutation, so the ranks together cover the epoch
+    once.
+
+    Resumable mid-epoch: Lightning saves `state_dict()` (the epoch in progress and how many
+    batches it has served) in checkpoints and hands it back to `load_state_dict` on resume; the
+    first epoch after the resume then skips the batches already trained on. Lightning also
+    passes its epoch counter to `set_epoch` before each epoch (it looks for `.sampler`), so a
+    resumed run draws the resumed epoch's order, not the previous one's.
     """
 
     def __init__(
@@ -50,12 +56,19 @@ class ShuffledBatches:
         self.images, self.labels = images, labels
         self.batch_size, self.seed = batch_size, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.epoch = 0  # the epoch the next iteration serves
+        self.position = (0, 0)  # (epoch being served, batches of it handed out so far)
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches to skip) from a ckpt
         if len(self) == 0:
             raise ValueError(
                 f"data.batch_size={batch_size} is larger than the {self._per_rank()} images "
                 f"each of {world_size} process(es) holds; lower data.batch_size"
             )
+
+    @property
+    def sampler(self) -> ShuffledBatches:
+        """Lightning calls `loader.sampler.set_epoch(epoch)` before every epoch."""
+        return self
 
     def _per_rank(self) -> int:
         return len(self.images) // self.world_size
@@ -67,13 +80,25 @@ class ShuffledBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def state_dict(self) -> dict:
+        return {"epoch": self.position[0], "served": self.position[1]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_at = (int(state["epoch"]), int(state["served"]))
+
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        # A generator: this body runs at the first next(), after Lightning's set_epoch.
+        epoch, skip = self.epoch, 0
+        if self._resume_at is not None and self._resume_at[0] == epoch:
+            skip = self._resume_at[1]  # resumed inside this epoch: its first batches are done
+        self._resume_at = None
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.images), generator=g)
         order = order[self.rank :: self.world_size][: self._per_rank()].to(self.images.device)
-        self.epoch += 1  # a loader re-iterated without set_epoch still reshuffles
-        for i in range(len(self)):
+        self.epoch = epoch + 1  # a loader re-iterated without set_epoch still reshuffles
+        for i in range(skip, len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            self.position = (epoch, i + 1)  # what a checkpoint taken now must record
             yield to_unit_range(self.images[idx]), self.labels[idx]
 
 
@@ -116,12 +141,11 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ShuffledBatches:
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        batches = ShuffledBatches(
+        # The epoch is Lightning's to set (ShuffledBatches.sampler), before each epoch starts:
+        # trainer.current_epoch here is still the finished epoch's after a resume.
+        return ShuffledBatches(
             self.train_images, self.train_labels, self.batch_size, self.seed, rank, world
         )
-        if trainer is not None:
-            batches.set_epoch(trainer.current_epoch)
-        return batches
 
 
 class _TorchvisionIDX(ImageDataModule):

@@ -13,8 +13,10 @@ import lightning as L
 import torch
 from torch import nn
 
+from gan.checkpoint import check_fits
 from gan.guard import StepGuard, finite, guarded_step
 from gan.losses import GANLoss
+from gan.resume import all_rng_states, set_rng_state
 from gan.sampling import cycled_labels
 from gan.tricks import Trick
 
@@ -160,9 +162,6 @@ class GAN(L.LightningModule):
 
     # ---- DDP and checkpoints -----------------------------------------------------------------
 
-    def on_train_start(self):
-        self.started = True  # errors from here on are training failures, not bad input
-
     def on_fit_start(self):
         if self.trainer.world_size > 1:
             # seed_everything seeds every rank alike: offset the noise so ranks draw different z.
@@ -171,9 +170,25 @@ class GAN(L.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         checkpoint["gan_counters"] = {"d_step": self.d_step, "g_step": self.g_step}
         checkpoint["gan_guard"] = {"skipped_steps": self.guard.total_skipped()}
+        checkpoint["rng_states"] = all_rng_states(self.trainer)
 
     def on_load_checkpoint(self, checkpoint):
+        # Before Lightning loads the weights: a checkpoint of another model is refused with the
+        # config keys that differ, not a list of state_dict keys.
+        check_fits(checkpoint, self.state_dict(), self.hparams.config or {},
+                   self.trainer.ckpt_path if self._trainer is not None else "checkpoint")
         counters = checkpoint.get("gan_counters", {})
         self.d_step = counters.get("d_step", 0)
         self.g_step = counters.get("g_step", 0)
         self.guard.skipped_steps = checkpoint.get("gan_guard", {}).get("skipped_steps", 0)
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self):
+        self.started = True  # errors from here on are training failures, not bad input
+        # Last thing before the first resumed step (after every callback's on_train_start and
+        # the DDP seed offset), so the next z, augmentation and noise are the ones the
+        # uninterrupted run drew.
+        states = getattr(self, "_rng_to_restore", None)
+        if states:
+            set_rng_state(states.get(self.global_rank, states[min(states)]))
+            self._rng_to_restore = None

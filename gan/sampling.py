@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torchvision.utils import make_grid
 
+from gan.checkpoint import generator_weights, load_checkpoint, mismatch_error, shape_errors
 from gan.config import build
 
 
@@ -29,29 +30,20 @@ class Sampler:
 
     def __init__(self, ckpt_path: str | Path, device: str = "cpu"):
         path = Path(ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"ckpt_path={path} does not exist")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-        if "config" not in hparams or "state_dict" not in ckpt:
-            raise ValueError(f"{path} is not a checkpoint written by gan.train (no config inside)")
+        ckpt = load_checkpoint(path)
+        hparams = ckpt["hyper_parameters"]
         self.config = OmegaConf.create(hparams["config"])
         self.img_shape = tuple(hparams["img_shape"])
         self.num_classes = hparams["num_classes"]
         self.generator = build(self.config.model.generator, img_shape=self.img_shape,
                                num_classes=self.num_classes)
-        self.generator.load_state_dict(self._generator_weights(ckpt["state_dict"]))
+        weights = generator_weights(ckpt["state_dict"])
+        errors = shape_errors("generator", weights, self.generator.state_dict())
+        if errors:
+            raise mismatch_error(path, "ckpt_path", hparams["config"], hparams["config"], errors)
+        self.generator.load_state_dict(weights)
         self.generator.to(device).eval()
         self.device = torch.device(device)
-
-    @staticmethod
-    def _generator_weights(state_dict: dict) -> dict:
-        """The sampling generator's weights: an averaged copy (EMA) when the run kept one."""
-        for prefix in ("generator_ema.", "generator."):
-            weights = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-            if weights:
-                return weights
-        raise ValueError("the checkpoint holds no generator weights")
 
     @torch.no_grad()
     def __call__(self, n: int, label: int | None = None, batch_size: int = 1000,

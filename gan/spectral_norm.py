@@ -12,9 +12,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gan.checkpoint import STASH  # checkpoint prefix of the exact parametrisation state
 from gan.tricks import Trick
 
-STASH = "spectral_norm."  # checkpoint prefix of the exact parametrisation state
 LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
           nn.ConvTranspose3d, nn.Linear, nn.Embedding)
 _SUFFIXES = ("parametrizations.weight.original", "parametrizations.weight.0._u",

@@ -16,15 +16,17 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan.checkpoint_io import AtomicCheckpointIO
+from gan.checkpoint import AtomicCheckpointIO
 from gan.checks import UsageError, check_config, usage_error
 from gan.config import CONF_DIR, build
 from gan.guard import Diverged
 from gan.launch import job_resources
 from gan.module import GAN
-from gan.status import update_status
+from gan.resume import Resumable, finish_without_training, resume_command
+from gan.status import read_status, update_status
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,14 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         **shapes,
     )
     return module, tricks
+
+
+class Interrupted(SystemExit):
+    """SIGTERM or Ctrl-C stopped training after a checkpoint at that step was written."""
+
+    def __init__(self, signal_name: str, ckpt_path: Path):
+        super().__init__(130 if signal_name == "SIGINT" else 143)  # 128 + the signal's number
+        self.signal_name, self.ckpt_path = signal_name, ckpt_path
 
 
 def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
@@ -77,15 +87,25 @@ def _fit(cfg: DictConfig, built: dict) -> tuple[L.Trainer, GAN]:
     callbacks = [build(node) for node in (cfg.get("callbacks") or {}).values()]
     if cfg.get("budget") is not None:  # stops the run; records what it spent in status.json
         callbacks.append(build(cfg.budget))
+    resumable = Resumable(cfg.get("save_every_n_batches"))  # signals, RNG, status: always on
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN else None
     # A parallel sweep job: threads = cores / parallel jobs, and a GPU of its own.
     with job_resources(cfg, hydra_cfg, sweep_dir) as device_kwargs:
-        trainer = build(cfg.trainer, callbacks=callbacks + tricks, logger=build(cfg.logger),
-                        plugins=[AtomicCheckpointIO()], **device_kwargs)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer = build(cfg.trainer, callbacks=callbacks + tricks + [resumable],
+                        logger=build(cfg.logger), plugins=[AtomicCheckpointIO()],
+                        **device_kwargs)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        except SIGTERMException:  # Lightning's exit after a signal; Resumable saved last.ckpt
+            raise Interrupted(resumable.signal or "SIGTERM", resumable.last_path) from None
+        if cfg.ckpt_path is not None and not resumable.started:
+            finish_without_training(trainer, module)  # killed after the last checkpoint
+    if trainer.is_global_zero:
+        update_status(trainer.default_root_dir, status="done", g_step=module.g_step,
+                      d_step=module.d_step, epoch=trainer.current_epoch)
     return trainer, module
 
 
@@ -105,11 +125,16 @@ def objective(trainer: L.Trainer, name: str | None) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    out = Path(HydraConfig.get().runtime.output_dir)
     try:
         trainer, _ = fit(cfg)
         return objective(trainer, cfg.get("metric"))
+    except Interrupted as stop:
+        print(f"{stop.signal_name}: training stopped; checkpoint at this step in "
+              f"{stop.ckpt_path}. Resume with: {resume_command(stop.ckpt_path)}",
+              file=sys.stderr, flush=True)
+        raise
     except (UsageError, Diverged) as err:
-        out = Path(HydraConfig.get().runtime.output_dir)
         if isinstance(err, Diverged):  # the last good checkpoint stays; say how it ended
             update_status(out, status="diverged", reason=str(err))
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep goes on
@@ -118,11 +143,13 @@ def main(cfg: DictConfig) -> float | None:
             return math.nan
         print(f"gan.train: {err}", file=sys.stderr)  # one line, no traceback
         sys.exit(1 if isinstance(err, Diverged) else 2)
-    except Exception:
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        if read_status(out).get("status") != "diverged":  # the guard's finding stays
+            update_status(out, status="failed", error=f"{type(err).__name__}: {first}"[:300])
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
         # One diverged job must not end the sweep: record it in its run dir and go on.
-        out = Path(HydraConfig.get().runtime.output_dir)
         (out / "FAILED.txt").write_text(traceback.format_exc())
         log.exception("job %s failed; see %s", HydraConfig.get().job.num, out / "FAILED.txt")
         return math.nan

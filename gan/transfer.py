@@ -11,22 +11,10 @@ import logging
 from pathlib import Path
 
 import lightning as L
-import torch
 
-from gan.spectral_norm import STASH
+from gan.checkpoint import load_checkpoint, mismatch_error, part_weights, shape_errors
 
 log = logging.getLogger(__name__)
-
-
-def shape_errors(part: str, source: dict, target: dict) -> list[str]:
-    """Every key that is missing, unexpected or shaped differently, one line each."""
-    errors = [f"{part}.{k}: missing from the checkpoint" for k in target if k not in source]
-    errors += [f"{part}.{k}: in the checkpoint but not in this model" for k in source
-               if k not in target]
-    errors += [f"{part}.{k}: checkpoint shape {tuple(source[k].shape)} != model shape "
-               f"{tuple(target[k].shape)}" for k in source
-               if k in target and tuple(source[k].shape) != tuple(target[k].shape)]
-    return errors
 
 
 class InitFrom(L.Callback):
@@ -52,17 +40,10 @@ class InitFrom(L.Callback):
 
     def load(self, pl_module) -> None:
         path = Path(self.ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"init_from={path} does not exist")
-        # weights_only=False: a Lightning checkpoint holds more than tensors (loop states);
-        # init_from takes files you wrote yourself, as ckpt_path= does.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-            raise ValueError(f"init_from={path} is not a checkpoint written by gan.train")
-        state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith(STASH)}
+        ckpt = load_checkpoint(path, key="init_from")
         errors, loaded = [], {}
         for part in self.parts:
-            source = {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")}
+            source = part_weights(ckpt["state_dict"], part)
             target = getattr(pl_module, part).state_dict()
             if not source:
                 errors.append(f"{part}: the checkpoint holds no {part} weights")
@@ -70,13 +51,11 @@ class InitFrom(L.Callback):
             errors += shape_errors(part, source, target)
             loaded[part] = source
         if errors:
-            shown = "\n  ".join(errors[:20]) + (f"\n  ... {len(errors) - 20} more"
-                                                if len(errors) > 20 else "")
-            raise ValueError(
-                f"init_from={path} does not fit this model:\n  {shown}\n"
-                f"Transfer needs the same architecture (model=, its widths) and data shape "
-                f"(img_shape, num_classes for conditional nets) as the checkpoint's run; "
-                f"or restrict callbacks.init_from.parts.")
+            # Transfer needs the same architecture (model=, its widths) and data shape
+            # (img_shape, num_classes for conditional nets) for the parts it loads.
+            raise mismatch_error(path, "init_from", ckpt["hyper_parameters"]["config"],
+                                 pl_module.hparams.config or {}, errors,
+                                 hint=", restrict callbacks.init_from.parts,")
         for part, source in loaded.items():
             getattr(pl_module, part).load_state_dict(source)
         log.info("init_from=%s: loaded %s", path, ", ".join(loaded))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import gan.guard
-from gan.checkpoint_io import AtomicCheckpointIO
+from gan.checkpoint import AtomicCheckpointIO
 from gan.guard import (
     Diverged,
     StepGuard,

@@ -9,7 +9,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import FAST, REPO, data_root, needs_mnist, run_module
+from gan.train import fit
+from tests.conftest import FAST, REPO, compose_train, data_root, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]
 
@@ -53,13 +54,14 @@ def test_nothing_lands_outside_the_run_dir(tmp_path):
     assert list(cwd.iterdir()) == []  # no lightning_logs/, no outputs/ when run.dir is given
 
 
-def test_resume_continues_counters_optimizer_and_noise(trained, tmp_path):
-    first = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=False)
+def test_resume_continues_exactly(trained, tmp_path):
+    """2 epochs, then resumed for a 3rd, ends bit for bit where 3 straight epochs end."""
+    first = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
     resumed_dir = tmp_path / "resumed"
     run_module("gan.train", *TINY, "trainer.max_epochs=3",
                f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}",
                f"hydra.run.dir={resumed_dir}", cwd=tmp_path)
-    second = torch.load(resumed_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    second = torch.load(resumed_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert first["gan_counters"] == {"d_step": 16, "g_step": 16}
     assert second["gan_counters"] == {"d_step": 24, "g_step": 24}  # one more epoch of 8
     assert second["epoch"] == first["epoch"] + 1
@@ -67,6 +69,11 @@ def test_resume_continues_counters_optimizer_and_noise(trained, tmp_path):
     assert adam_steps == [24, 24]  # optimizer state went on from 16, not from 0
     fixed = "fixed_z"
     assert torch.equal(first["state_dict"][fixed], second["state_dict"][fixed])
+    fit(compose_train([*TINY, "trainer.max_epochs=3"], tmp_path / "straight"))
+    straight = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, second["state_dict"][key]), key
+    assert json.loads((resumed_dir / "status.json").read_text())["status"] == "done"
 
 
 def test_generate_grid_and_tensor(trained, tmp_path):
