@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from gan.checks import UsageError
 from gan.files import atomic_write
 from gan.guard import all_finite
 
@@ -37,8 +38,9 @@ STASH = "spectral_norm."  # prefix of the exact spectral-norm parametrisation st
 MODEL_KEYS = ("model.", "data._target_", "data.img_shape", "data.num_classes")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used, with a one-line reason that names the key to change."""
+class CheckpointError(UsageError):
+    """A checkpoint that cannot be used, with a one-line reason that names the key to change
+    (bad input: gan.train prints it as its one line)."""
 
 
 def load_checkpoint(path: str | os.PathLike, key: str = "ckpt_path") -> dict:

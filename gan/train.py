@@ -137,6 +137,8 @@ def main(cfg: DictConfig) -> float | None:
     except (UsageError, Diverged) as err:
         if isinstance(err, Diverged):  # the last good checkpoint stays; say how it ended
             update_status(out, status="diverged", reason=str(err))
+        else:  # refused before training: the run dir says why, as for any other failure
+            update_status(out, status="failed", error=str(err)[:300])
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep goes on
             (out / "FAILED.txt").write_text(f"{err}\n")
             log.error("job %s: %s", HydraConfig.get().job.num, err)

@@ -62,11 +62,20 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
+def child_env(**extra: str) -> dict:
+    """The environment of a `python -m gan.*` child: one thread, unbuffered, one-line Hydra
+    errors, and this checkout first on the path, so `+callbacks.x._target_=tests....` test
+    helpers import in the child too."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+           "HYDRA_FULL_ERROR": "0", **extra}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
 def run_module(module: str, *args: str, cwd: Path, timeout: int = 300,
                check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m <module> args...` in a subprocess, as a user types it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-           "HYDRA_FULL_ERROR": "0", **(env or {})}
+    env = child_env(**(env or {}))
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:

@@ -20,11 +20,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from gan.checkpoint import CheckpointError, load_checkpoint
 from gan.sampling import Sampler
 from gan.train import Interrupted, fit
-from tests.conftest import FAST, compose_train, needs_mnist, run_module
+from tests.conftest import FAST, child_env, compose_train, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
         "callbacks.samples.every_n_epochs=null"]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+ENV = child_env()
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:
@@ -202,8 +202,9 @@ def test_status_running_then_done_or_failed(tmp_path):
     status = json.loads((tmp_path / "ok" / "status.json").read_text())
     assert (status["status"], status["g_step"], status["d_step"]) == ("done", 16, 16)
     cfg = compose_train([*TINY, "tricks=[label_smoothing]", "loss=hinge"], tmp_path / "bad")
-    with pytest.raises(ValueError):
+    with pytest.raises(SystemExit) as exit_:  # bad input: one line, exit code 2
         main.__wrapped__(cfg)
+    assert exit_.value.code == 2
     status = json.loads((tmp_path / "bad" / "status.json").read_text())
     assert status["status"] == "failed" and "label_smoothing" in status["error"]
     assert "\n" not in status["error"]
@@ -213,8 +214,8 @@ def test_status_running_then_done_or_failed(tmp_path):
 def test_kill_after_last_checkpoint_still_writes_final_metrics(tmp_path, caplog):
     args = ["trainer.max_epochs=2", "trainer.limit_train_batches=4", "data=mnist",
             "data.batch_size=16", "callbacks.metrics.n=200", "callbacks.metrics.n_final=300",
-            "metric=val/fid"]
-    run_dir = tmp_path / "run"
+            "metric=val/fid", "guard.max_fid=1e9", "guard.min_classes_covered=0"]
+    run_dir = tmp_path / "run"  # (so few steps make garbage: the guard would flag it diverged)
     tiny = [o for o in TINY if not o.startswith("data")]
     fit(compose_train([*tiny, *args], run_dir))
     first = json.loads((run_dir / "metrics.json").read_text())

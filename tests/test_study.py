@@ -91,3 +91,15 @@ DEFAULT_RECIPE = {
 def test_default_recipe_is_pinned(default):
     assert {k: default[k] for k in DEFAULT_RECIPE} == DEFAULT_RECIPE
     assert not any(k.startswith("tricks.") for k in default)
+
+
+def test_study_sweeps_every_variant_over_three_seeds_at_one_budget():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["+study=tutorial"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert sorted(params["+variant"].split(",")) == VARIANTS
+    assert params["seed"] == "0,1,2"
+    assert (cfg.budget.kind, cfg.budget.value) == ("time", 180)
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+    assert cfg.hydra.sweep.dir == "outputs/study/tutorial"  # fixed: a rerun skips or resumes jobs
