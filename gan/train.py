@@ -6,6 +6,7 @@ Compose the config, build every object from its `_target_`, fit, return the conf
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -123,9 +124,27 @@ def objective(trainer: L.Trainer, name: str | None) -> float | None:
     return float(values[name])
 
 
+def finished(out: Path, name: str | None) -> tuple[bool, float | None]:
+    """(True, its metric) when the run dir `out` already holds a finished run (`skip_done`)."""
+    if read_status(out).get("status") not in ("done", "diverged"):
+        return False, None
+    metrics = out / "metrics.json"
+    values = json.loads(metrics.read_text())["metrics"] if metrics.is_file() else {}
+    return True, (float(values[name]) if name in values else None)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     out = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.get("skip_done"):  # a rerun sweep or study: finished jobs stay, cut ones go on
+        done, value = finished(out, cfg.get("metric"))
+        if done:
+            log.info("skip_done: %s already finished (metric=%s); not training again", out, value)
+            return value
+        last = out / "checkpoints" / "last.ckpt"
+        if cfg.ckpt_path is None and last.is_file():
+            log.info("skip_done: resuming the cut run in %s from %s", out, last)
+            cfg.ckpt_path = str(last)
     try:
         trainer, _ = fit(cfg)
         return objective(trainer, cfg.get("metric"))

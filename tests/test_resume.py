@@ -5,6 +5,7 @@ subprocesses, killed with real signals."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gan.checkpoint import CheckpointError, load_checkpoint
 from gan.sampling import Sampler
+from gan.status import update_status
 from gan.train import Interrupted, fit
 from tests.conftest import FAST, child_env, compose_train, needs_mnist, run_module
 
@@ -326,3 +328,29 @@ def test_kill_loop(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 kills: 4 resumed from an intact checkpoint" in proc.stdout
+
+
+def test_skip_done_keeps_finished_runs_and_resumes_cut_ones(tmp_path, caplog):
+    """A rerun sweep or study (`skip_done=true`): a finished job is not trained again, and one
+    cut by a kill goes on from its last checkpoint."""
+    from gan.train import main
+
+    run_dir = tmp_path / "job"
+    cfg = compose_train([*TINY, "skip_done=true", "metric=train/g_loss"], run_dir)
+    first = main.__wrapped__(cfg)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    stamp = last.stat().st_mtime_ns
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
+    with caplog.at_level(logging.INFO, logger="gan.train"):
+        again = main.__wrapped__(compose_train([*TINY, "skip_done=true"], run_dir))
+    assert "already finished" in caplog.text and last.stat().st_mtime_ns == stamp
+    assert again is None and first is not None  # no metrics.json on fake data: nothing to return
+    # what a kill -9 leaves: a checkpoint and a status still `running`
+    update_status(run_dir, status="running")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gan.train"):
+        main.__wrapped__(compose_train([*TINY, "skip_done=true", "trainer.max_epochs=2"],
+                                       run_dir))
+    assert f"resuming the cut run in {run_dir}" in caplog.text
+    status = json.loads((run_dir / "status.json").read_text())
+    assert (status["status"], status["d_step"]) == ("done", 16)
