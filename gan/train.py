@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint_io import AtomicCheckpointIO
+from gan.compile import compile_nets
 from gan.config import CONF_DIR, build
 from gan.module import GAN
 
@@ -42,6 +43,8 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         config=OmegaConf.to_container(cfg, resolve=True),
         **shapes,
     )
+    if cfg.get("compile"):
+        compile_nets(module, cfg.get("compile_mode"))
     return module, tricks
 
 
