@@ -2,7 +2,7 @@
 
     python -m gan.bench                                  # MLP (seed) and DCGAN (default recipe)
     python -m gan.bench steps=50 repeats=1 devices=[cpu] # a quick look
-    python -m gan.bench '+variants.unfused=[optim.fused=false]'   # what one switch buys
+    python -m gan.bench '+variants.unfused=["optim.fused=null"]'   # what one switch buys
 
 (a) tutorial: the tutorial's loop as written: torchvision's MNIST through a DataLoader with
     per-sample PIL transforms (ToTensor, Normalize), D ending in Sigmoid with BCELoss, Adam as
