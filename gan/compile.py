@@ -22,13 +22,15 @@ def double_backward_users(module: nn.Module) -> list[str]:
     return [type(p).__name__ for p in parts if getattr(p, "double_backward", False)]
 
 
-def compile_nets(module: nn.Module, mode: str | None = None) -> None:
-    module.generator.compile(mode=mode)
+def compile_nets(module: nn.Module) -> None:
+    """torch.compile's default mode. CUDA graphs (mode="reduce-overhead") are not offered: they
+    could not be validated without a GPU."""
+    module.generator.compile()
     users = double_backward_users(module)
     if users:
         log.info("compile=true: D stays eager because %s differentiate(s) D's input gradient "
                  "(double backward), which torch.compile does not support; G is compiled",
                  ", ".join(users))
         return
-    module.discriminator.compile(mode=mode)
-    log.info("compile=true: G and D compiled (mode=%s)", mode or "default")
+    module.discriminator.compile()
+    log.info("compile=true: G and D compiled")

@@ -44,7 +44,7 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         **shapes,
     )
     if cfg.get("compile"):
-        compile_nets(module, cfg.get("compile_mode"))
+        compile_nets(module)
     return module, tricks
 
 
