@@ -275,17 +275,27 @@ def measure_model(bench: DictConfig, model: str, device: str, tmp: Path) -> list
     return records
 
 
-def table(records: list[dict]) -> str:
-    lines = ["| device | model | loop | img/s | ms/step | speed vs (a) | speed vs (b) |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+HEADER = ["| device | model | loop | batch | img/s | ms/step | speed vs (a) | speed vs (b) |",
+          "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+
+
+def rows(records: list[dict]) -> list[str]:
+    lines = []
     for r in records:
         name = NAMES.get(r["loop"], f"(c) + {r['loop'][2:]}")
-        lines.append(f"| {r['device']} | {r['model']} | {name} | {r['img_per_s']:,.0f} | "
+        lines.append(f"| {r['device']} | {r['model']} | {name} | {r['batch']} | "
+                     f"{r['img_per_s']:,.0f} | "
                      f"{r['step_s'] * 1e3:.1f} | {r['vs_a']:.2f}x | {r['vs_b']:.2f}x |")
-    return "\n".join(lines)
+    return lines
 
 
-def run(bench: DictConfig) -> list[dict]:
+def table(records: list[dict]) -> str:
+    return "\n".join(HEADER + rows(records))
+
+
+def run(bench: DictConfig, report: Callable[[list[dict]], None] = lambda records: None,
+        ) -> list[dict]:
+    """Every model on every device; `report` gets each model's records as soon as measured."""
     for key in ("steps", "warmup", "repeats"):
         if bench[key] < 1:
             raise ValueError(f"{key} must be >= 1, got {bench[key]}")
@@ -295,7 +305,9 @@ def run(bench: DictConfig) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="gan-bench-") as tmp:
         for device in devices(bench.devices):
             for model in bench.models:
-                records += measure_model(bench, model, device, Path(tmp) / device)
+                measured = measure_model(bench, model, device, Path(tmp) / device)
+                report(measured)
+                records += measured
     return records
 
 
@@ -303,11 +315,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         bench = compose("bench", overrides=list(sys.argv[1:] if argv is None else argv))
-    records = run(bench)
-    print(f"\n{torch.get_num_threads()} CPU threads, torch {torch.__version__}, batch "
-          f"{records[0]['batch']}, median of {bench.repeats} x {bench.steps} steps "
-          f"after {bench.warmup} warm-up steps\n")
-    print(table(records), flush=True)
+    print(f"{torch.get_num_threads() if not bench.threads else bench.threads} CPU threads, "
+          f"torch {torch.__version__}, median of {bench.repeats} x {bench.steps} steps after "
+          f"{bench.warmup} warm-up steps\n", flush=True)
+    print("\n".join(HEADER), flush=True)
+    records = run(bench, lambda measured: print("\n".join(rows(measured)), flush=True))
     if bench.json:
         Path(bench.json).write_text(json.dumps(
             {"config": OmegaConf.to_container(bench), "records": records}, indent=1))

@@ -152,6 +152,8 @@ def test_bench_prints_every_row_with_ratios_from_measured_times(tmp_path):
         # The printed row carries the same measured figures.
         row = next(r for r in rows if f"| {model} | (c) Lightning |" in r)
         cells = [x.strip() for x in row.strip("|").split("|")]
-        assert cells[3] == f"{c['img_per_s']:,.0f}" and cells[4] == f"{c['step_s'] * 1e3:.1f}"
-        assert cells[5] == f"{c['vs_a']:.2f}x" and cells[6] == f"{c['vs_b']:.2f}x"
+        assert cells[3] == "64" and cells[4] == f"{c['img_per_s']:,.0f}"
+        assert cells[5] == f"{c['step_s'] * 1e3:.1f}"
+        assert cells[6] == f"{c['vs_a']:.2f}x" and cells[7] == f"{c['vs_b']:.2f}x"
     assert re.search(r"median of 2 x 3 steps", proc.stdout)
+    assert proc.stdout.count("| device | model |") == 1  # one table, rows as measured
