@@ -17,6 +17,7 @@ from torch import nn
 class GANLoss:
     n_critic: int = 1
     uses_targets = False  # True where `real_target` means something (label smoothing)
+    double_backward = False  # True where `penalty` differentiates D's input gradient (compile)
 
     def __init__(self, n_critic: int = 1):
         if n_critic < 1:
@@ -110,11 +111,12 @@ def gradient_penalty(critic, real, fake, one_sided: bool = False) -> torch.Tenso
     autograd.grad, and fp16 input gradients underflow."""
     eps = torch.rand(real.size(0), *([1] * (real.dim() - 1)), device=real.device)
     x_hat = (eps * real.detach().float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
+    # The input gradient too: under an enabled autocast its matmuls would run in bf16/fp16.
     with torch.autocast(device_type=real.device.type, enabled=False):
         out = critic(x_hat).float()
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    excess = grad.flatten(1).norm(dim=1) - 1
-    return (excess.clamp(min=0) if one_sided else excess).pow(2).mean()
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        excess = grad.flatten(1).norm(dim=1) - 1
+        return (excess.clamp(min=0) if one_sided else excess).pow(2).mean()
 
 
 def refuse_batchnorm(discriminator: nn.Module, loss_name: str) -> None:
@@ -132,6 +134,8 @@ def refuse_batchnorm(discriminator: nn.Module, loss_name: str) -> None:
 class WGANGP(Wasserstein):
     """WGAN with gradient penalty (Gulrajani et al. 2017), lambda = gp_weight."""
 
+    double_backward = True
+
     def __init__(self, n_critic: int = 5, gp_weight: float = 10.0):
         super().__init__(n_critic)
         self.gp_weight = gp_weight
@@ -148,6 +152,8 @@ class WGANLP(Wasserstein):
     Wasserstein GANs"): lambda * E[max(0, ||grad D(x_hat)|| - 1)^2]. Only gradients steeper than 1
     are penalised, which is what 1-Lipschitz asks; GP's two-sided term also pushes flat regions
     of the critic towards slope 1."""
+
+    double_backward = True
 
     def __init__(self, n_critic: int = 5, lp_weight: float = 10.0):
         super().__init__(n_critic)

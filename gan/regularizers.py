@@ -16,10 +16,11 @@ def squared_grad_norm(critic, images: torch.Tensor) -> torch.Tensor:
     does not scale this autograd.grad, and fp16 input gradients underflow. create_graph=True so
     the penalty itself is differentiated w.r.t. D's weights."""
     x = images.detach().float().requires_grad_(True)
+    # The input gradient too: under an enabled autocast its matmuls would run in bf16/fp16.
     with torch.autocast(device_type=x.device.type, enabled=False):
         out = critic(x).float()
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1)  # (B,)
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        return grad.pow(2).flatten(1).sum(1)  # (B,)
 
 
 class ZeroCenteredGradientPenalty(Trick):
@@ -29,6 +30,7 @@ class ZeroCenteredGradientPenalty(Trick):
     multiplied by `interval`, so its average strength is unchanged at 1/interval of the cost."""
 
     side: str  # "real" (R1) or "fake" (R2)
+    double_backward = True
 
     def __init__(self, gamma: float = 10.0, interval: int = 1):
         if gamma < 0 or interval < 1:

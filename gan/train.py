@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint import AtomicCheckpointIO
 from gan.checks import UsageError, check_config, usage_error
+from gan.compile import compile_nets
 from gan.config import CONF_DIR, build
 from gan.guard import Diverged
 from gan.launch import job_resources
@@ -51,6 +52,8 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         config=OmegaConf.to_container(cfg, resolve=True),
         **shapes,
     )
+    if cfg.get("compile"):
+        compile_nets(module)
     return module, tricks
 
 

@@ -22,6 +22,8 @@ from torch import nn
 
 
 class Trick(L.Callback):
+    double_backward = False  # True where `d_penalty` differentiates D's input gradient (compile)
+
     def d_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
         return images
 

@@ -1,0 +1,159 @@
+"""The speed switches and the benchmark: bf16 for every loss (penalties in fp32), compile=true
+against eager, fused Adam by default, the throughput callback, and `python -m gan.bench`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+
+import pytest
+import torch
+
+from gan.losses import gradient_penalty
+from gan.regularizers import squared_grad_norm
+from gan.train import build_module, fit
+from tests.conftest import needs_mnist, run_module
+
+TINY_MLP = ["model=mlp", "model.latent_dim=8", "model.generator.hidden=[16]",
+            "model.discriminator.hidden=[16]", "trainer.limit_train_batches=3",
+            "~callbacks.metrics", "~callbacks.samples", "~callbacks.last",
+            "~callbacks.periodic", "~callbacks.best"]
+LOSSES = ["bce", "lsgan", "hinge", "wgan", "wgan_gp", "wgan_lp"]
+
+
+def finite_state(module) -> bool:
+    tensors = module.state_dict().values()
+    return all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
+
+
+# ---- bf16 ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_bf16_mixed_trains_every_loss(fast_cfg, loss):
+    # n_critic=5 losses take a G step only every 5th batch: give them 5.
+    cfg = fast_cfg(*TINY_MLP, f"loss={loss}", "trainer.precision=bf16-mixed",
+                   "trainer.limit_train_batches=5")
+    trainer, module = fit(cfg)
+    assert trainer.precision == "bf16-mixed"
+    assert module.d_step == 5 and module.g_step >= 1
+    metrics = trainer.callback_metrics
+    for key in ("train/d_loss", "train/g_loss"):
+        assert math.isfinite(float(metrics[key])), f"{key} = {metrics[key]} under bf16"
+    assert finite_state(module)
+
+
+@pytest.mark.parametrize("penalty", ["gp", "r1"])
+def test_penalties_stay_fp32_under_bf16_autocast(penalty):
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(),
+                            torch.nn.Linear(8, 1))
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+
+    def value():
+        torch.manual_seed(1)  # the same interpolation points for GP
+        if penalty == "gp":
+            return gradient_penalty(D, real, fake)
+        return squared_grad_norm(D, real).mean()
+
+    eager = value()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert D(real).dtype == torch.bfloat16  # autocast is on for the rest of D's loss
+        mixed = value()
+    assert mixed.dtype == torch.float32
+    assert torch.equal(mixed, eager)  # computed in fp32 exactly, not in bf16
+
+
+# ---- compile ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_compile_matches_eager_on_the_first_steps(fast_cfg):
+    def run(*extra):
+        trainer, module = fit(fast_cfg(*TINY_MLP, *extra))
+        return {k: float(v) for k, v in trainer.callback_metrics.items()}, module
+
+    eager_metrics, eager = run()
+    compiled_metrics, compiled = run("compile=true")
+    assert compiled.generator._compiled_call_impl is not None
+    assert compiled.discriminator._compiled_call_impl is not None
+    # In-place compile: the same parameter names, so checkpoints load either way.
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
+        assert compiled_metrics[key] == pytest.approx(eager_metrics[key], rel=1e-4, abs=1e-5)
+    for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name  # 3 steps of G and D alike
+
+
+def test_compile_keeps_a_double_backward_critic_eager(fast_cfg, caplog):
+    caplog.set_level(logging.INFO, logger="gan.compile")
+    for loss, tricks in (("wgan_gp", "[]"), ("bce", "[r1]")):
+        module, _ = build_module(fast_cfg(*TINY_MLP, f"loss={loss}", f"tricks={tricks}",
+                                          "compile=true"))
+        assert module.generator._compiled_call_impl is not None
+        assert module.discriminator._compiled_call_impl is None
+    assert [r.getMessage().split(" because ")[1].split(" ")[0] for r in caplog.records] == [
+        "WGANGP", "R1"]
+    module, _ = build_module(fast_cfg(*TINY_MLP, "loss=hinge", "compile=true"))
+    assert module.discriminator._compiled_call_impl is not None
+
+
+# ---- optimizer and callbacks -----------------------------------------------------------------
+
+@pytest.mark.parametrize("optim", ["adam", "adamw"])
+def test_adam_is_fused_by_default_and_switchable(fast_cfg, optim):
+    module, _ = build_module(fast_cfg(*TINY_MLP, f"optim={optim}"))
+    assert all(opt.defaults["fused"] for opt in module.configure_optimizers())
+    module, _ = build_module(fast_cfg(*TINY_MLP, f"optim={optim}", "optim.fused=null"))
+    assert not any(opt.defaults["fused"] for opt in module.configure_optimizers())
+
+
+def test_throughput_logs_only_at_the_logging_interval(fast_cfg, monkeypatch):
+    from gan.callbacks import Throughput
+
+    logged = []
+    original = Throughput.on_train_batch_end
+
+    def spy(self, trainer, pl_module, *args):
+        before = self.rate
+        original(self, trainer, pl_module, *args)
+        logged.append(self.rate is not before)
+
+    monkeypatch.setattr(Throughput, "on_train_batch_end", spy)
+    cfg = fast_cfg(*TINY_MLP, "trainer.limit_train_batches=8", "trainer.log_every_n_steps=3")
+    trainer, _ = fit(cfg)
+    # Batches 1..8: the logger writes after batches 3 and 6; batch 1 only starts the clock.
+    assert [i + 1 for i, new in enumerate(logged) if new] == [3, 6]
+    assert float(trainer.callback_metrics["train/img_per_s"]) > 0
+
+
+# ---- the benchmark ---------------------------------------------------------------------------
+
+@needs_mnist
+def test_bench_prints_every_row_with_ratios_from_measured_times(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_module("gan.bench", "steps=3", "warmup=1", "repeats=2", "devices=[cpu]",
+                      f"json={out}", cwd=tmp_path, timeout=600)
+    records = json.loads(out.read_text())["records"]
+    assert [(r["model"], r["loop"]) for r in records] == [
+        (m, loop) for m in ("mlp", "dcgan") for loop in "abc"]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| cpu |")]
+    assert len(rows) == 6
+    by = {(r["model"], r["loop"]): r for r in records}
+    for model in ("mlp", "dcgan"):
+        a, b, c = (by[model, loop] for loop in "abc")
+        for r in (a, b, c):
+            assert len(r["seconds"]) == 2 and all(s > 0 for s in r["seconds"])
+            assert r["step_s"] == pytest.approx(sorted(r["seconds"])[0] / 2 / 3
+                                                + sorted(r["seconds"])[1] / 2 / 3)
+            assert r["img_per_s"] == pytest.approx(64 / r["step_s"])
+        assert c["vs_a"] == pytest.approx(a["step_s"] / c["step_s"])
+        assert c["vs_b"] == pytest.approx(b["step_s"] / c["step_s"])
+        # The printed row carries the same measured figures.
+        row = next(r for r in rows if f"| {model} | (c) Lightning |" in r)
+        cells = [x.strip() for x in row.strip("|").split("|")]
+        assert cells[3] == "64" and cells[4] == f"{c['img_per_s']:,.0f}"
+        assert cells[5] == f"{c['step_s'] * 1e3:.1f}"
+        assert cells[6] == f"{c['vs_a']:.2f}x" and cells[7] == f"{c['vs_b']:.2f}x"
+    assert re.search(r"median of 2 x 3 steps", proc.stdout)
+    assert proc.stdout.count("| device | model |") == 1  # one table, rows as measured
