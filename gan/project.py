@@ -21,7 +21,7 @@ from torchvision.utils import save_image
 
 from gan.config import CONF_DIR
 from gan.files import atomic_write, write_json
-from gan.preprocess import Steps, image_files, to_training_form
+from gan.preprocess import Steps, image_files, open_image, to_training_form
 from gan.projection import Projection, project
 from gan.sampling import Sampler, is_conditional, to_grid
 
@@ -99,6 +99,8 @@ def main(cfg: DictConfig) -> str:
     if cfg.input is None:
         raise ValueError("input=<image or folder> is required")
     files = image_files(cfg.input)
+    for file in files:  # a file that is no image fails before the checkpoint is read
+        open_image(file)
     sampler = Sampler(cfg.ckpt_path, cfg.device)
     generator, conditional = sampler.generator, is_conditional(sampler.generator)
     if cfg.label is not None and not conditional:
