@@ -53,7 +53,7 @@ def example_inputs(sampler: Sampler, n: int, seed: int = 0) -> tuple[torch.Tenso
 
 def wrap(sampler: Sampler) -> SamplingGenerator:
     cls = SamplingGenerator if is_conditional(sampler.generator) else UnconditionalGenerator
-    return cls(sampler.generator).requires_grad_(False)
+    return cls(sampler.generator).eval().requires_grad_(False)
 
 
 def export_onnx(model: SamplingGenerator, inputs: tuple[torch.Tensor, ...], out: Path) -> None:
