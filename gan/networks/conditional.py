@@ -27,7 +27,9 @@ def class_count(conditional: bool, num_classes: int) -> int:
 
 
 def check_labels(labels: torch.Tensor | None, batch: int) -> torch.Tensor:
-    if labels is None or labels.shape != (batch,):
+    # Dimension by dimension: comparing the whole shape to a tuple fixes an exported graph's
+    # batch size (torch.export specialises it), which gan.export needs to stay dynamic.
+    if labels is None or labels.dim() != 1 or labels.shape[0] != batch:
         got = None if labels is None else tuple(labels.shape)
         raise ValueError(f"a conditional net needs labels of shape ({batch},), got {got}")
     return labels
@@ -41,7 +43,7 @@ class LabelConcat(nn.Module):
         self.embed = nn.Embedding(num_classes, dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, self.embed(check_labels(labels, len(x)))], dim=1)  # (B, F + dim)
+        return torch.cat([x, self.embed(check_labels(labels, x.shape[0]))], dim=1)  # (B, F + dim)
 
 
 class Projection(nn.Module):
@@ -55,7 +57,7 @@ class Projection(nn.Module):
         nn.init.xavier_uniform_(self.embed.weight)
 
     def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return (self.embed(check_labels(labels, len(h))) * h).sum(dim=1)  # (B,)
+        return (self.embed(check_labels(labels, h.shape[0])) * h).sum(dim=1)  # (B,)
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -80,7 +82,7 @@ class ConditionalBatchNorm2d(nn.Module):
         x = self.bn(x)
         if not self.num_classes:
             return x
-        labels = check_labels(labels, len(x))
+        labels = check_labels(labels, x.shape[0])
         gain = 1 + self.gain(labels)[:, :, None, None]  # (B, C, 1, 1)
         bias = self.bias(labels)[:, :, None, None]  # (B, C, 1, 1)
         return gain * x + bias

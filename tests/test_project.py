@@ -1,0 +1,285 @@
+"""Your image in the learned style (gan.project), latent walks (gan.generate interpolate=K) and
+export (gan.export), on one conditional DCGAN that this module trains on real MNIST."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image, ImageDraw, ImageFilter
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gan.classifier import load_classifier
+from gan.config import CONF_DIR
+from gan.data import MNIST, to_unit_range
+from gan.export import example_inputs, export_onnx, export_torchscript, run_exported, wrap
+from gan.interpolation import slerp
+from gan.preprocess import Steps, to_training_form
+from gan.project import style_row
+from gan.projection import project, random_distance
+from gan.sampling import Sampler
+from tests.conftest import REPO, data_root, needs_mnist, run_module
+
+# The quick projection settings these tests use (conf/project.yaml's defaults take ~3x longer).
+QUICK = dict(steps=60, explore_steps=20, restarts=1, top_classes=2)
+QUICK_CLI = [f"projection.{k}={v}" for k, v in QUICK.items()]
+TRUNCATION = OmegaConf.load(Path(CONF_DIR) / "project.yaml").style_truncation
+
+
+def draw_three(path: Path, size=(200, 120), at=(120, 14), scale=1.0, width=7) -> Path:
+    """A "3" in dark pen on light, unevenly lit paper, off-centre: like a phone photo."""
+    img = Image.new("L", size, 215)
+    d = ImageDraw.Draw(img)
+    x, y = at
+    s = scale
+    d.arc((x, y, x + 46 * s, y + 44 * s), start=160, end=90, fill=40, width=width)
+    d.arc((x - 4 * s, y + 36 * s, x + 50 * s, y + 90 * s), start=270, end=200, fill=40,
+          width=width)
+    img = img.filter(ImageFilter.GaussianBlur(1.2))
+    noise = np.random.default_rng(0).normal(0, 6, (size[1], size[0]))
+    shade = np.linspace(-15, 10, size[0])[None, :]
+    arr = np.clip(np.asarray(img, float) + noise + shade, 0, 255).astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def centre_of_mass(x: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(x.shape)
+    return float((ys * x).sum() / x.sum()), float((xs * x).sum() / x.sum())
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def test_offcentre_photo_becomes_an_mnist_digit(tmp_path):
+    path = draw_three(tmp_path / "three.png")
+    x = to_training_form(path, (1, 28, 28), mnist_like=True)
+    assert x.shape == (1, 28, 28)
+    x = (x[0].numpy() + 1) / 2  # [0, 1]
+    # Light on dark: the border is black, the ink reaches white.
+    border = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    assert border.max() < 0.05 and x.max() > 0.9
+    cy, cx = centre_of_mass(x)
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1, (cy, cx)
+    rows, cols = np.flatnonzero(x.max(1) > 0.2), np.flatnonzero(x.max(0) > 0.2)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)  # fit: 20 px box
+
+    # Each step can be turned off, and then its effect is gone.
+    raw = to_training_form(path, (1, 28, 28), True, Steps(crop=False, fit=None, center=False))
+    ink = (raw[0].numpy() + 1) / 2
+    assert (ink > 0.2).sum() < (x > 0.2).sum() / 4  # the whole photo squeezed into 28x28
+    kept = to_training_form(path, (1, 28, 28), True, Steps(invert=False))
+    # Not inverted, dark ink falls below the paper's level and only paper grain is left.
+    assert np.corrcoef(kept[0].numpy().ravel(), x.ravel())[0, 1] < 0.3
+
+
+def test_other_data_is_resized_to_the_training_shape(tmp_path):
+    path = tmp_path / "rgb.png"
+    Image.new("RGB", (50, 30), (255, 0, 0)).save(path)
+    x = to_training_form(path, (3, 32, 32), mnist_like=False)
+    assert x.shape == (3, 32, 32)
+    assert torch.allclose(x[0], torch.ones(32, 32)) and torch.allclose(x[1], -torch.ones(32, 32))
+
+
+def test_bad_inputs_give_one_clear_error(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(ValueError, match=r"input=.*notes.png is not an image"):
+        to_training_form(text, (1, 28, 28), True)
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 120), 230).save(blank)
+    with pytest.raises(ValueError, match="has no ink"):
+        to_training_form(blank, (1, 28, 28), True)
+
+
+def test_slerp_keeps_ends_and_norm():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 100, generator=g)
+    path = slerp(a, b, torch.linspace(0, 1, 9))
+    assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    # Along a great circle the norm stays between the ends'; a straight line dips to ~71 %.
+    norms = path.norm(dim=1)
+    assert norms.min() >= min(a.norm(), b.norm()) - 1e-4
+    assert (0.5 * (a + b)).norm() < 0.8 * norms[4]
+
+
+# --------------------------------------------------------------------------- trained generator
+
+
+@pytest.fixture(scope="module")
+def mnist_cgan(tmp_path_factory):
+    """A conditional DCGAN trained here on real MNIST: 350 batches of 64, about a minute on one
+    thread. lr 5e-4 for both nets: at the recipe's 2e-4 G follows its labels less this early
+    (style rows classified right 49 % against 64 % at truncation 1, measured)."""
+    if not (data_root() / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip("real MNIST not found: set GAN_DATA_DIR to the folder holding MNIST/raw/")
+    run_dir = tmp_path_factory.mktemp("cgan")
+    run_module("gan.train", "experiment=cdcgan_projection", "callbacks.metrics.dataset=null",
+               "trainer.max_epochs=1", "trainer.limit_train_batches=350", "optim.lr_g=5e-4",
+               "optim.lr_d=5e-4", "trainer.enable_progress_bar=false",
+               "trainer.enable_model_summary=false", f"hydra.run.dir={run_dir}", cwd=REPO,
+               env={"GAN_DATA_DIR": str(data_root())}, timeout=600)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def projected(mnist_cgan):
+    """100 held-out test digits (the test split is never trained on), projected in one batch
+    with the class searched, not given."""
+    sampler = Sampler(mnist_cgan / "checkpoints" / "last.ckpt")
+    images, labels = MNIST(root=str(data_root())).load(train=False)
+    targets, labels = to_unit_range(images[-100:]).float(), labels[-100:]
+    classifier = load_classifier("mnist")
+    result = project(sampler.generator, targets, num_classes=sampler.num_classes,
+                     features=classifier, **QUICK)
+    return sampler, classifier, targets, labels, result
+
+
+@needs_mnist
+def test_projection_redraws_held_out_digits(projected):
+    sampler, classifier, targets, labels, result = projected
+    with torch.no_grad():
+        predicted = classifier.logits(result.images).argmax(1)
+    accuracy = (predicted == labels).float().mean().item()
+    baseline = random_distance(sampler.generator, targets, labels, classifier)
+    ratio = (baseline.mean() / result.distance.mean()).item()
+    print(f"projection: class kept {accuracy:.3f}, distance {result.distance.mean():.4f} vs "
+          f"random z {baseline.mean():.4f} (ratio {ratio:.1f})")
+    # Measured on this fixture: 0.99 and 7.1 (issue #9 asks >= 0.90 and >= 3).
+    assert accuracy >= 0.95
+    assert ratio >= 5
+
+
+@needs_mnist
+def test_style_row_writes_each_class_in_the_inputs_hand(projected):
+    sampler, classifier, targets, _, result = projected
+    n, k = 50, sampler.num_classes
+    rows = torch.cat([style_row(sampler.generator, z, k, TRUNCATION)
+                      for z in result.z[:n]])  # (n * k, C, H, W)
+    asked = torch.arange(k).repeat(n)
+    with torch.no_grad():
+        accuracy = (classifier.logits(rows).argmax(1) == asked).float().mean().item()
+    ink_input = ((targets[:n] + 1) / 2).sum((1, 2, 3))
+    ink_row = ((rows + 1) / 2).sum((1, 2, 3)).view(n, k).mean(1)
+    r = torch.corrcoef(torch.stack([ink_input, ink_row]))[0, 1].item()
+    print(f"style row: classified as asked {accuracy:.3f}, ink mass r = {r:.3f}")
+    # Measured on this fixture: 0.98 and 0.64 (issue #9 asks >= 0.95 and >= 0.5).
+    assert accuracy >= 0.95
+    assert r >= 0.55
+
+
+@needs_mnist
+def test_project_cli_writes_every_output(mnist_cgan, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    draw_three(folder / "a.png")
+    draw_three(folder / "b.png", at=(30, 20), scale=0.8, width=4)
+    out = tmp_path / "out"
+    ckpt = mnist_cgan / "checkpoints" / "last.ckpt"
+    run_module("gan.project", f"ckpt_path={ckpt}", f"input={folder}", f"out={out}",
+               "variations=5", "zoom=2", *QUICK_CLI, cwd=REPO)
+    for name in ("a", "b"):
+        report = json.loads((out / name / "projection.json").read_text())
+        assert report["class"] == 3 and not report["class_given"]
+        assert len(report["z"]) == 100 and 0 < report["distance"] < 0.5
+        assert Image.open(out / name / "input.png").size == (56, 56)
+        assert Image.open(out / name / "reconstruction.png").size == (56, 56)
+        # to_grid pads 2 px around and between images: 5 and 10 images in a row.
+        assert Image.open(out / name / "variations.png").size == (2 * (5 * 30 + 2), 2 * 32)
+        assert Image.open(out / name / "style_row.png").size == (2 * (10 * 30 + 2), 2 * 32)
+    # label= fixes the class
+    run_module("gan.project", f"ckpt_path={ckpt}", f"input={folder / 'a.png'}",
+               f"out={out / 'given'}", "label=8", "variations=0", *QUICK_CLI, cwd=REPO)
+    report = json.loads((out / "given" / "projection.json").read_text())
+    assert report["class"] == 8 and report["class_given"]
+
+
+@needs_mnist
+def test_checkpoint_without_generator_is_refused(mnist_cgan, tmp_path):
+    blob = torch.load(mnist_cgan / "checkpoints" / "last.ckpt", map_location="cpu",
+                      weights_only=False)
+    blob["state_dict"] = {k: v for k, v in blob["state_dict"].items()
+                          if not k.startswith("generator")}
+    torch.save(blob, tmp_path / "d_only.ckpt")
+    with pytest.raises(ValueError, match="no generator weights"):
+        Sampler(tmp_path / "d_only.ckpt")
+
+
+def test_project_cli_error_is_one_line(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    proc = run_module("gan.project", "ckpt_path=x.ckpt", f"input={text}", cwd=REPO, check=False)
+    assert proc.returncode != 0
+    # One line that names the key and the file (read before the checkpoint, which is missing).
+    assert any(line.startswith("ValueError: input=") and "notes.png is not an image" in line
+               for line in proc.stderr.splitlines()), proc.stderr
+
+
+# --------------------------------------------------------------------------- latent walks
+
+
+@needs_mnist
+def test_interpolation_png_and_tensorboard(mnist_cgan, tmp_path):
+    # At the end of training, the Interpolation callback wrote both walks to PNG and TensorBoard.
+    samples = mnist_cgan / "samples"
+    assert Image.open(samples / "interpolation.png").size == (8 * 30 + 2, 8 * 30 + 2)
+    assert Image.open(samples / "class_sweep.png").size == (10 * 30 + 2, 8 * 30 + 2)
+    events = EventAccumulator(str(mnist_cgan))
+    events.Reload()
+    assert {"samples/interpolation", "samples/class_sweep"} <= set(events.Tags()["images"])
+    # gan.generate interpolate=K from the checkpoint
+    out = tmp_path / "walk.png"
+    run_module("gan.generate", f"ckpt_path={mnist_cgan / 'checkpoints' / 'last.ckpt'}",
+               "interpolate=3", "interpolate_steps=5", f"out={out}", cwd=REPO)
+    assert Image.open(out).size == (5 * 30 + 2, 3 * 30 + 2)
+    assert Image.open(tmp_path / "walk_class_sweep.png").size == (10 * 30 + 2, 3 * 30 + 2)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _has(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+@needs_mnist
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_generator_matches_pytorch(mnist_cgan, tmp_path, fmt):
+    if fmt == "onnx" and not _has("onnx", "onnxscript", "onnxruntime"):
+        pytest.skip("needs the [export] extra: pip install '.[export]' (onnx, onnxscript, "
+                    "onnxruntime)")
+    sampler = Sampler(mnist_cgan / "checkpoints" / "last.ckpt")
+    model = wrap(sampler)
+    out = tmp_path / f"g.{fmt}"
+    (export_onnx if fmt == "onnx" else export_torchscript)(model, example_inputs(sampler, 2), out)
+    inputs = example_inputs(sampler, 64, seed=123)  # a batch size the export never saw
+    with torch.no_grad():
+        expected = model(*inputs)
+    got = run_exported(out, inputs)
+    diff = (got - expected).abs().max().item()
+    print(f"{fmt}: max |exported - PyTorch| on 64 seeded z = {diff:.3g}")
+    assert got.shape == (64, 1, 28, 28)
+    assert diff <= 1e-4
+    assert expected.std() > 0.1  # a real generator's images, not a constant both sides agree on
+
+
+def test_export_cli_rejects_unknown_format(tmp_path):
+    proc = run_module("gan.export", "ckpt_path=x.ckpt", "format=tflite", cwd=REPO, check=False)
+    assert proc.returncode != 0 and "format='tflite'" in proc.stderr
+
+
+def test_no_core_module_imports_an_entry_point():
+    entry_points = ("gan.generate", "gan.project", "gan.export", "gan.evaluate", "gan.train")
+    core = [p for p in (REPO / "gan").rglob("*.py")
+            if p.stem not in {"generate", "project", "export", "evaluate", "train",
+                              "classifier", "sweep"}]
+    for path in core:
+        text = path.read_text()
+        for module in entry_points:
+            assert f"from {module} import" not in text and f"import {module}\n" not in text, \
+                f"{path.relative_to(REPO)} imports the entry point {module}"
