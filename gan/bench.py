@@ -37,12 +37,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
 from gan.checkpoint import AtomicCheckpointIO
-from gan.config import CONF_DIR, build
+from gan.config import CONF_DIR, build, compose_train
 from gan.data import ShuffledBatches
 from gan.train import build_module
 
@@ -201,18 +201,6 @@ def timed(loop: Iterator[None], warmup: int, steps: int, sync) -> float:
     return time.perf_counter() - start
 
 
-def train_config(overrides: list[str], run_dir: Path) -> DictConfig:
-    """conf/train.yaml with `overrides`, as `python -m gan.train` would compose it in run_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
 def devices(setting) -> list[str]:
     if setting == "auto":
         return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -227,7 +215,7 @@ def measure_model(bench: DictConfig, model: str, device: str, tmp: Path) -> list
             f"trainer.limit_train_batches={bench.warmup + bench.steps}"]
     configs = {"c": base, **{f"c {name}": [*base, *extra]
                              for name, extra in (bench.variants or {}).items()}}
-    cfgs = {key: train_config(overrides, tmp / model / key.replace(" ", "_"))
+    cfgs = {key: compose_train(overrides, tmp / model / key.replace(" ", "_"))
             for key, overrides in configs.items()}
     cfg = cfgs["c"]
     datamodule = build(cfg.data)

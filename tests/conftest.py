@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from gan.config import CONF_DIR
+from gan.config import CONF_DIR, compose_train  # noqa: F401 (tests import it from here)
 
 REPO = Path(__file__).resolve().parent.parent
 # Small and fast: synthetic data, CPU, no progress bar. Tests add what they check.
@@ -28,18 +26,6 @@ FAST = [
     "trainer.log_every_n_steps=1",
     "n_fixed=16",
 ]
-
-
-def compose_train(overrides: list[str], run_dir: Path) -> DictConfig:
-    """conf/train.yaml with `overrides`, as `python -m gan.train` would see it in `run_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 @pytest.fixture
