@@ -9,6 +9,7 @@ test split) and returns plain floats, logged during training as `val/<key>`:
     density, coverage   their outlier-robust variants (Naeem et al. 2020)
     classes_covered     classes receiving at least a quarter of their fair share of samples
     class_kl            KL(predicted class histogram || uniform); ln 10 = one class only
+    min_class_share     share of the samples given to the rarest class (0.1 = balanced)
 
 The classifier runs once per image set; FID, KID, the k-NN metrics, IS and the histogram all
 reuse those features. The real side is cached on disk, keyed by (dataset, split, extractor
@@ -47,6 +48,7 @@ DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and the README
     "coverage": "fraction of real k-NN balls holding at least one fake (diversity, 0..1)",
     "classes_covered": "classes predicted for >= n/40 fakes (a quarter of a fair share), 0..10",
     "class_kl": "KL(predicted class histogram || uniform): 0 balanced, ln 10 = 2.30 one class",
+    "min_class_share": "fraction of fakes predicted as the rarest class: 0.1 balanced, 0 missing",
     "label_accuracy": "conditional G only: fraction the classifier assigns the requested label",
 }
 PR_K = 3  # neighbours that set each manifold ball's radius, as in the paper
@@ -236,6 +238,12 @@ def manifold_metrics(
     }
 
 
+def class_shares(logits: torch.Tensor) -> torch.Tensor:
+    """Fraction of the samples predicted as each class (argmax), shape (K,)."""
+    n, k = logits.shape
+    return torch.bincount(logits.argmax(1), minlength=k).double() / n
+
+
 def class_histogram_stats(logits: torch.Tensor) -> tuple[float, float]:
     """(classes_covered, KL(histogram || uniform)) of the argmax predictions.
 
@@ -243,10 +251,9 @@ def class_histogram_stats(logits: torch.Tensor) -> tuple[float, float]:
     classifier scatters ~1 % of any set over wrong classes, and those stray votes must not count
     a collapsed generator as diverse.
     """
-    n, k = logits.shape
-    counts = torch.bincount(logits.argmax(1), minlength=k).double()
-    p = counts / n
-    covered = int((counts >= COVERED_SHARE * n / k).sum())
+    k = logits.shape[1]
+    p = class_shares(logits)
+    covered = int((p >= COVERED_SHARE / k).sum())
     nz = p > 0
     kl = (p[nz] * (p[nz] * k).log()).sum().item()  # 0 log 0 = 0
     return float(covered), kl
@@ -334,5 +341,6 @@ def compute_metrics(
         **manifold,  # precision, recall, density, coverage
         "classes_covered": covered,
         "class_kl": kl,
+        "min_class_share": class_shares(logits).min().item(),
         **asked,
     }

@@ -192,6 +192,14 @@ def test_histogram_stats_definition():
     assert covered == 1
 
 
+def test_class_shares_give_the_rarest_class():
+    logits = torch.eye(10).repeat(100, 1)  # 100 of each class
+    logits[:60] = torch.eye(10)[7]         # 6 of every class but 7 now go to 7
+    shares = metrics.class_shares(logits)
+    assert shares.sum().item() == pytest.approx(1.0)
+    assert shares[7].item() == pytest.approx(0.154) and shares.min().item() == pytest.approx(0.094)
+
+
 def test_wrong_checksum_names_file_hashes_and_command(tmp_path):
     shipped = classifier.weights_path("mnist")
     copy = tmp_path / shipped.name
