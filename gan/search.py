@@ -32,3 +32,38 @@ def trick_knobs(cfg: Any, trial: Any) -> None:
         if trick in CONDITIONAL:
             key, suggest = CONDITIONAL[trick]
             suggest(trial, key)
+
+
+def enqueue(storage: str, study_name: str, params: dict[str, Any]) -> None:
+    """Queue a trial with known values (e.g. the current default) in a stored study: the
+    sweeper's next `ask()` runs it before TPE's own suggestions (Optuna's warm start)."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # enqueue_trial is "experimental" in optuna 2.x
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.load_study(study_name=study_name, storage=storage).enqueue_trial(params)
+
+
+def parse_value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+if __name__ == "__main__":  # python -m gan.search <sweep dir> <study name> key=value ...
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) < 4 or not all("=" in a for a in sys.argv[3:]):
+        sys.exit("usage: python -m gan.search <sweep dir> <study name> key=value [key=value ...]")
+    db = Path(sys.argv[1]) / "optuna.db"
+    if not db.is_file():
+        sys.exit(f"gan.search: no Optuna study at {db}; start the search first")
+    trial = dict(a.split("=", 1) for a in sys.argv[3:])
+    enqueue(f"sqlite:///{db}", sys.argv[2], {k: parse_value(v) for k, v in trial.items()})
+    print(f"queued in {db}: {trial}")

@@ -71,3 +71,18 @@ def test_trick_knobs_only_when_the_trick_is_on(tricks, extra):
         cfg = compose_train(f"tricks={tricks}", f"tricks.r1.gamma={gamma}")
         assert cfg.tricks.r1.gamma == pytest.approx(gamma)
     GlobalHydra.instance().clear()
+
+
+def test_enqueued_trial_runs_first_with_its_values(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    from gan.search import enqueue, parse_value
+
+    values = {k: parse_value(v) for k, v in
+              {"optim.lr_g": "0.0008", "data.batch_size": "64", "tricks": "[ema]"}.items()}
+    assert values == {"optim.lr_g": 8e-4, "data.batch_size": 64, "tricks": "[ema]"}
+    enqueue(storage, "s", values)
+    trial = study.ask()  # as the sweeper asks: the queued values come back for its space
+    assert trial.suggest_float("optim.lr_g", 5e-5, 3e-3, log=True) == 8e-4
+    assert trial.suggest_categorical("data.batch_size", [32, 64, 128]) == 64
+    assert trial.suggest_categorical("tricks", ["[]", "[ema]"]) == "[ema]"

@@ -100,6 +100,8 @@ def test_study_sweeps_every_variant_over_three_seeds_at_one_budget():
     params = cfg.hydra.sweeper.params
     assert sorted(params["+variant"].split(",")) == VARIANTS
     assert params["seed"] == "0,1,2"
+    assert list(params)[0] == "seed"    # seeds outermost: seed 0 of every variant comes first
+    assert "job.num" not in cfg.hydra.sweep.subdir  # folders survive a longer variant list
     assert (cfg.budget.kind, cfg.budget.value) == ("time", 180)
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
     assert cfg.hydra.sweep.dir == "outputs/study/tutorial"  # fixed: a rerun skips or resumes jobs
