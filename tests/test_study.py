@@ -71,26 +71,28 @@ DEFAULT_RECIPE = {
     "model.generator._target_": "gan.networks.dcgan.Generator",
     "model.discriminator._target_": "gan.networks.dcgan.Discriminator",
     "model.generator.width": 32,
-    "model.discriminator.width": 32,
+    "model.discriminator.width": 16,
     "model.generator.norm": "batch",
     "model.latent_dim": 100,
     "model.conditional": False,
     "loss._target_": "gan.losses.BCE",
     "loss.n_critic": 1,
     "optim.generator._target_": "torch.optim.Adam",
-    "optim.lr_g": 8.0e-4,
-    "optim.lr_d": 1.0e-4,
-    "optim.betas": [0.5, 0.999],
+    "optim.lr_g": 1.7e-3,
+    "optim.lr_d": 7.0e-5,
+    "optim.betas": [0.4, 0.999],
     "data._target_": "gan.data.MNIST",
-    "data.batch_size": 64,
-    "trainer.max_epochs": 6,
+    "data.batch_size": 32,
+    "trainer.max_epochs": 4,
+    "tricks.ema._target_": "gan.tricks.EMA",
+    "tricks.ema.decay": 0.99,
     "seed": 0,
 }
 
 
 def test_default_recipe_is_pinned(default):
     assert {k: default[k] for k in DEFAULT_RECIPE} == DEFAULT_RECIPE
-    assert not any(k.startswith("tricks.") for k in default)
+    assert {k.split(".")[1] for k in default if k.startswith("tricks.")} == {"ema"}
 
 
 def test_study_sweeps_every_variant_over_three_seeds_at_one_budget():
