@@ -67,7 +67,8 @@ def short_dirname(overrides: str, _root_: DictConfig | None = None, limit: int =
         swept = swept_keys(_root_.hydra.sweep.dir)
         task = {o.lstrip("+~").split("=", 1)[0]: o.lstrip("+~")
                 for o in _root_.hydra.overrides.task}
-        varying = [task[k] for k in swept if k in task]
+        # `+variant=x` sweeps are listed as `+variant` in swept_keys.txt: match without the `+`
+        varying = [task[k.lstrip("+~")] for k in swept if k.lstrip("+~") in task]
         if varying:
             name = ",".join(varying)
     name = name.replace("/", "_")

@@ -191,3 +191,17 @@ def test_optuna_search_runs_and_resumes_from_sqlite(tmp_path):
     assert trials == [("COMPLETE",)] * 3
     report = make_report([sweep])
     assert len(report.runs) == 3 and "optim.lr_g" in report.differ
+
+
+def test_job_folder_names_keep_appended_sweep_keys(tmp_path):
+    # `+variant=a,b` is listed as `+variant` among the swept keys; the job's own override is
+    # `+variant=a`. Both must meet, or two jobs of a study without job numbers share a folder.
+    from gan.sweep import SWEPT_KEYS, short_dirname
+
+    (tmp_path / SWEPT_KEYS).write_text("seed\n+variant\n")
+    names = set()
+    for variant in ("baseline", "mlp"):
+        root = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "overrides": {
+            "task": ["+study=tutorial", "seed=0", f"+variant={variant}"]}}})
+        names.add(short_dirname("ignored", root))
+    assert names == {"seed=0,variant=baseline", "seed=0,variant=mlp"}
