@@ -64,6 +64,9 @@ class Interrupted(SystemExit):
         super().__init__(130 if signal_name == "SIGINT" else 143)  # 128 + the signal's number
         self.signal_name, self.ckpt_path = signal_name, ckpt_path
 
+    def __reduce__(self):  # a joblib job sends it to the sweep process: rebuild from these
+        return type(self), (self.signal_name, self.ckpt_path)
+
 
 def fit(cfg: DictConfig) -> tuple[L.Trainer, GAN]:
     """Build and train. Bad input (a ValueError/FileNotFoundError raised before the first

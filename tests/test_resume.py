@@ -354,3 +354,14 @@ def test_skip_done_keeps_finished_runs_and_resumes_cut_ones(tmp_path, caplog):
     assert f"resuming the cut run in {run_dir}" in caplog.text
     status = json.loads((run_dir / "status.json").read_text())
     assert (status["status"], status["d_step"]) == ("done", 16)
+
+
+def test_interrupted_survives_pickling():
+    # A joblib job's exception travels to the sweep process pickled; without this the sweep
+    # died with "A result has failed to un-serialize" and took the other jobs down mid-write.
+    import pickle
+
+    from gan.train import Interrupted
+
+    stop = pickle.loads(pickle.dumps(Interrupted("SIGTERM", Path("run/last.ckpt"))))
+    assert (stop.signal_name, stop.ckpt_path, stop.code) == ("SIGTERM", Path("run/last.ckpt"), 143)
