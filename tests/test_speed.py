@@ -146,13 +146,15 @@ def test_bench_prints_every_row_with_ratios_from_measured_times(tmp_path):
             assert len(r["seconds"]) == 2 and all(s > 0 for s in r["seconds"])
             assert r["step_s"] == pytest.approx(sorted(r["seconds"])[0] / 2 / 3
                                                 + sorted(r["seconds"])[1] / 2 / 3)
-            assert r["img_per_s"] == pytest.approx(64 / r["step_s"])
+            # batch 64 for the tutorial's MLP, the default recipe's 32 for DCGAN
+            assert r["batch"] == {"mlp": 64, "dcgan": 32}[model]
+            assert r["img_per_s"] == pytest.approx(r["batch"] / r["step_s"])
         assert c["vs_a"] == pytest.approx(a["step_s"] / c["step_s"])
         assert c["vs_b"] == pytest.approx(b["step_s"] / c["step_s"])
         # The printed row carries the same measured figures.
         row = next(r for r in rows if f"| {model} | (c) Lightning |" in r)
         cells = [x.strip() for x in row.strip("|").split("|")]
-        assert cells[3] == "64" and cells[4] == f"{c['img_per_s']:,.0f}"
+        assert cells[3] == str(c["batch"]) and cells[4] == f"{c['img_per_s']:,.0f}"
         assert cells[5] == f"{c['step_s'] * 1e3:.1f}"
         assert cells[6] == f"{c['vs_a']:.2f}x" and cells[7] == f"{c['vs_b']:.2f}x"
     assert re.search(r"median of 2 x 3 steps", proc.stdout)

@@ -102,7 +102,7 @@ def test_spectral_norm_checkpoint_is_plain_and_resumes_exactly(fast_cfg):
 # ---- EMA -------------------------------------------------------------------------------------
 
 def test_ema_update_equals_its_formula(fast_cfg):
-    module = make_module(fast_cfg(*TINY_DCGAN))
+    module = make_module(fast_cfg(*TINY_DCGAN, "tricks=[]"))  # no EMA but the one built here
     ema = EMA(decay=0.9, start_step=2)
     ema.setup(None, module, "fit")
     assert module.sampling_generator() is module.generator  # tricks were bound at construction
