@@ -50,6 +50,8 @@ DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and the README
     "class_kl": "KL(predicted class histogram || uniform): 0 balanced, ln 10 = 2.30 one class",
     "min_class_share": "fraction of fakes predicted as the rarest class: 0.1 balanced, 0 missing",
     "label_accuracy": "conditional G only: fraction the classifier assigns the requested label",
+    "label_purity": "conditional G only: fraction in their label's most common class (InfoGAN "
+                    "codes: how digit-pure each code is, whichever digit it drew)",
 }
 PR_K = 3  # neighbours that set each manifold ball's radius, as in the paper
 KID_SUBSET_SIZE, KID_SUBSETS = 1000, 100  # torchmetrics' and StyleGAN's defaults; ~1 s on 10k
@@ -309,6 +311,17 @@ def _check_fake(fake: torch.Tensor, n: int, img_shape=(1, 28, 28)) -> None:
         )
 
 
+def label_agreement(predicted: torch.Tensor, asked: torch.Tensor) -> dict[str, float]:
+    """`label_accuracy`: predicted == asked. `label_purity`: each asked label's samples counted
+    in their most common predicted class, so a label that always draws one digit scores 1
+    whichever digit that is (an InfoGAN code names a cluster, not a digit)."""
+    joint = torch.zeros(int(asked.max()) + 1, int(predicted.max()) + 1, dtype=torch.float64)
+    joint.index_put_((asked.long(), predicted.long()), torch.ones(len(asked), dtype=torch.float64),
+                     accumulate=True)
+    return {"label_accuracy": (predicted == asked).double().mean().item(),
+            "label_purity": (joint.max(1).values.sum() / len(asked)).item()}
+
+
 def compute_metrics(
     fake: torch.Tensor,
     dataset: str,
@@ -331,8 +344,7 @@ def compute_metrics(
     kid, kid_std = kernel_distance(f_real, f_fake, seed=seed)
     manifold = manifold_metrics(f_real, f_fake, real_radii_sq=real_radii_sq)
     covered, kl = class_histogram_stats(logits)
-    asked = {} if labels is None else {
-        "label_accuracy": (logits.argmax(1).cpu() == labels[:n].cpu()).double().mean().item()}
+    asked = {} if labels is None else label_agreement(logits.argmax(1).cpu(), labels[:n].cpu())
     return {
         "fid": frechet_distance(f_real, f_fake),
         "kid": kid,

@@ -81,8 +81,12 @@ class GAN(L.LightningModule):
         real, labels = batch
         opt_g, opt_d = self.optimizers()
         critic = partial(self.critic, labels=labels)
-        # Fakes share the real batch's labels: class-balanced, and what a conditional D needs.
-        fake = self.generator(self.noise(real.size(0)), labels)
+        # Fakes share the real batch's labels: class-balanced, and what a conditional D needs
+        # (a trick may give G other labels, e.g. InfoGAN's random codes).
+        g_labels = labels
+        for trick in self.tricks:
+            g_labels = trick.generator_labels(g_labels)
+        fake = self.generator(self.noise(real.size(0)), g_labels)
 
         with self.toggled_optimizer(opt_d):
             d_real, d_fake = critic(real), critic(fake.detach())
@@ -107,13 +111,17 @@ class GAN(L.LightningModule):
         if self.d_step % self.loss.n_critic == 0:
             with self.toggled_optimizer(opt_g):
                 g_loss = self.loss.g_loss(critic(fake))
+                g_penalty = 0.0
+                for trick in self.tricks:
+                    g_penalty = g_penalty + trick.g_penalty(fake, g_labels, self.g_step)
                 opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss)
+                self.manual_backward(g_loss + g_penalty)
                 g_grad = grad_norm(self.generator)
-                ok = finite(g_loss, g_grad)
+                ok = finite(g_loss + g_penalty, g_grad)
                 guarded_step(opt_g, ok)
             self.g_step += 1
-            self.guard.record("g", ok, {"g_loss": g_loss, "g_grad_norm": g_grad})
+            self.guard.record("g", ok, {"g_loss": g_loss, "g_penalty": g_penalty,
+                                        "g_grad_norm": g_grad})
         if self.trainer._logger_connector.should_update_logs:  # when Lightning logs: same steps
             self._log_window()
 
@@ -137,8 +145,10 @@ class GAN(L.LightningModule):
         self.guard.check()
 
     def configure_optimizers(self):
-        return (self.optimizer_g(self.generator.parameters()),
-                self.optimizer_d(self.discriminator.parameters()))
+        # G's optimizer also trains the tricks' own G-side weights (InfoGAN's code predictor).
+        g_params = [*self.generator.parameters(),
+                    *(p for trick in self.tricks for p in trick.g_parameters())]
+        return (self.optimizer_g(g_params), self.optimizer_d(self.discriminator.parameters()))
 
     # ---- sampling ---------------------------------------------------------------------------
 

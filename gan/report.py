@@ -32,7 +32,8 @@ from gan.status import read_status
 # Final metrics (metrics.json, `val/<name>`), in table order, with their column titles.
 METRICS = {"fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
            "coverage": "coverage", "classes_covered": "classes",
-           "min_class_share": "rarest class", "label_accuracy": "label acc"}
+           "min_class_share": "rarest class", "label_accuracy": "label acc",
+           "label_purity": "label purity"}
 SPENT = {"wall_s": "wall s", "img_per_s": "img/s", "g_step": "G steps",
          "images_seen": "images"}
 STATUS_COLUMNS = ("ok", "diverged", "failed")

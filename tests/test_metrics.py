@@ -266,7 +266,8 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
         report = json.loads(out.read_text())
         assert report["n"] == 500 and report["dataset"] == "mnist" and report["split"] == "test"
         # a samples file carries no requested labels: everything but label_accuracy
-        assert set(report["metrics"]) == set(metrics.DESCRIPTIONS) - {"label_accuracy"}
+        assert set(report["metrics"]) == (set(metrics.DESCRIPTIONS)
+                                          - {"label_accuracy", "label_purity"})
         bad = compose("evaluate", overrides=[f"samples={samples}", "n=501"])
         with pytest.raises(SystemExit, match="at least n=501"):
             evaluate.main.__wrapped__(bad)
@@ -335,6 +336,17 @@ def test_label_accuracy_counts_agreement_with_requested_labels(mnist, cache):
     def score(asked):
         return metrics.compute_metrics(images[:N], "mnist", n=N, root=root, cache=cache,
                                        labels=asked)
-    assert score(labels[:N])["label_accuracy"] > 0.98
-    assert score((labels[:N] + 1) % 10)["label_accuracy"] < 0.02
-    assert "label_accuracy" not in score(None)
+    right, shifted = score(labels[:N]), score((labels[:N] + 1) % 10)
+    assert right["label_accuracy"] > 0.98 and right["label_purity"] > 0.98
+    # Shifted labels: every label still draws one digit, so purity stays; accuracy goes.
+    assert shifted["label_accuracy"] < 0.02 and shifted["label_purity"] > 0.98
+    unrelated = score(torch.randperm(N, generator=torch.Generator().manual_seed(0)) % 10)
+    assert unrelated["label_purity"] < 0.25  # each label a mix of all ten digits
+    assert "label_accuracy" not in score(None) and "label_purity" not in score(None)
+
+
+def test_label_purity_by_hand():
+    got = metrics.label_agreement(torch.tensor([4, 4, 2, 7, 7, 7]), torch.tensor([0, 0, 0, 1, 1, 2]))
+    # label 0 -> {4, 4, 2}: 2 in its mode; label 1 -> {7, 7}: 2; label 2 -> {7}: 1; 5 of 6.
+    assert got["label_purity"] == pytest.approx(5 / 6)
+    assert got["label_accuracy"] == pytest.approx(0.0)
