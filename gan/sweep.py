@@ -111,11 +111,15 @@ def job_status(run_dir: Path, completed: bool) -> str:
 
 
 def read_index(sweep_dir: str | Path) -> list[dict]:
+    """The rows of `index.tsv`, the latest one per job folder: a sweep run again into the same
+    dir (a study with skip_done) appends rows, and a job that failed before and is fine now
+    counts as fine."""
     path = Path(sweep_dir) / "index.tsv"
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
+        latest = {row["dir"]: row for row in csv.DictReader(f, delimiter="\t")}
+    return list(latest.values())
 
 
 class SweepIndex(Callback):

@@ -205,3 +205,23 @@ def test_job_folder_names_keep_appended_sweep_keys(tmp_path):
             "task": ["+study=tutorial", "seed=0", f"+variant={variant}"]}}})
         names.add(short_dirname("ignored", root))
     assert names == {"seed=0,variant=baseline", "seed=0,variant=mlp"}
+
+
+def test_a_rerun_sweep_judges_each_job_by_its_latest_row(tmp_path):
+    """A study run again into its folder (skip_done) appends rows: a job that failed once and
+    finished on the rerun no longer fails the sweep, and one that failed last still does."""
+    from gan.sweep import COLUMNS, SweepIndex, read_index
+
+    def index(*rows):
+        lines = ["\t".join(COLUMNS)] + [f"{i}\t{status}\t\t\t{d}\tseed=0" for i, (d, status)
+                                        in enumerate(rows)]
+        (tmp_path / "index.tsv").write_text("\n".join(lines) + "\n")
+
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    index(("a", "failed"), ("b", "ok"), ("a", "ok"))
+    assert [(r["dir"], r["status"]) for r in read_index(tmp_path)] == [("a", "ok"), ("b", "ok")]
+    SweepIndex().on_multirun_end(config)  # no exit
+    index(("a", "ok"), ("b", "ok"), ("a", "interrupted"))
+    with pytest.raises(SystemExit) as exit_info:
+        SweepIndex().on_multirun_end(config)
+    assert exit_info.value.code == 1
