@@ -168,6 +168,7 @@ class Group:
     key: tuple
     id: str = ""
     label: str = ""
+    chosen: list = field(default_factory=list)     # the keys labels may name
     stats: dict = field(default_factory=dict)      # metric -> (mean, half-width)
     spent: dict = field(default_factory=dict)      # wall_s, img_per_s, ... -> mean
     vs_best: str = ""
@@ -216,8 +217,25 @@ def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> tuple[list[Grou
               and not (k.endswith("._target_") and k.removesuffix("._target_") in differ)]
     for i, g in enumerate(out, 1):
         g.id = f"g{i}"
+        g.chosen = chosen
         g.label = ", ".join(f"{k}={fmt(g.config.get(k, '<unset>'))}" for k in chosen) or "all"
     return out, differ
+
+
+def relabel(groups: list[Group], baseline: Group) -> None:
+    """Against a baseline, a group is labelled by the chosen keys where it differs from the
+    baseline alone (a study's `wider` row names the widths, not the twenty keys every variant
+    shares), and a group option that differs (`model=mlp`) stands for the keys under it. The
+    baseline keeps its full label, the reference the others are read against."""
+    for g in groups:
+        if g is baseline:
+            continue
+        keys = [k for k in g.chosen if fmt(g.config.get(k, "<unset>"))
+                != fmt(baseline.config.get(k, "<unset>"))]
+        # `model=mlp` says it: not the nets' keys that come with the other option
+        keys = [k for k in keys if not any(k.startswith(o + ".") for o in keys)]
+        g.label = ", ".join(f"{k}={fmt(g.config.get(k, '<unset>'))}" for k in keys) or \
+            "same config as the baseline"
 
 
 def summarise(group: Group) -> None:
@@ -330,7 +348,10 @@ def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
     groups, differ = group_runs(runs, tuple(ignore))
     for g in groups:
         summarise(g)
-    ranked = rank(groups, select(groups, baseline) if baseline else None)
+    reference = select(groups, baseline) if baseline else None
+    if reference is not None:
+        relabel(groups, reference)
+    ranked = rank(groups, reference)
     notes = []
     budgets = {g.id: g.budget() for g in ranked}
     if len(set(budgets.values())) > 1:

@@ -18,14 +18,14 @@ from gan.report import main, make_report, mosaic_size, t_interval
 
 def make_run(root: Path, name: str, *, seed: int, lr_g: float, loss: str = "bce",
              fid: float | None = None, status: str | None = "done", budget=("images", 1000),
-             curve: list[float] = (), failed: bool = False) -> Path:
+             curve: list[float] = (), failed: bool = False, n_critic: int = 1) -> Path:
     """A run dir as gan.train leaves it: .hydra/config.yaml (raw, with interpolations),
     hydra.yaml (group choices), metrics.json, status.json, samples/final.png, curve.csv."""
     run = root / name
     (run / ".hydra").mkdir(parents=True)
     config = {"seed": seed,
               "data": {"_target_": "gan.data.MNIST", "batch_size": 64, "seed": "${seed}"},
-              "loss": {"_target_": f"gan.losses.{loss.upper()}", "n_critic": 1},
+              "loss": {"_target_": f"gan.losses.{loss.upper()}", "n_critic": n_critic},
               "optim": {"lr_g": lr_g, "lr_d": 1e-4,
                         "generator": {"_target_": "torch.optim.Adam", "lr": "${..lr_g}"}},
               "budget": {"kind": budget[0], "value": budget[1]},
@@ -97,6 +97,8 @@ def test_groups_stats_differing_keys_and_ranking(sweep):
     # its target and lr_g differ; the resolved lr of the optimizer follows lr_g.
     assert report.differ == ["loss", "loss._target_", "optim.generator.lr", "optim.lr_g"]
     assert a.label == "loss=bce, optim.lr_g=0.0008"  # not the keys that follow these
+    assert b.label == "loss=bce"  # against the baseline (hinge, 2e-4): only what differs
+    assert c.label == "loss=hinge, optim.lr_g=0.0002"  # the baseline: its full label
     assert [a.vs_best, b.vs_best, c.vs_best] == [
         "best", "not distinguishable from the best", "worse than the best"]
     assert c.id == "g3" and [a.vs_baseline, b.vs_baseline, c.vs_baseline] == [
@@ -122,6 +124,17 @@ def test_ignore_merges_groups_and_baseline_by_key(sweep):
     assert [g.vs_baseline for g in report.groups] == ["baseline", "can't tell"]
     with pytest.raises(ValueError, match="report.baseline=optim.lr_g=1 matches 0 groups"):
         make_report([sweep], baseline="optim.lr_g=1")
+
+
+def test_labels_against_a_baseline_name_the_option_not_the_keys_under_it(tmp_path):
+    for seed in range(3):
+        make_run(tmp_path, f"{seed}_base", seed=seed, lr_g=8e-4, fid=20.0 + seed)
+        make_run(tmp_path, f"{seed}_wgan", seed=seed, lr_g=8e-4, loss="wgan", n_critic=5,
+                 fid=30.0 + seed)
+    report = make_report([tmp_path], baseline="loss=bce")
+    assert "loss.n_critic" in report.differ  # the full list keeps it
+    labels = {g.vs_baseline: g.label for g in report.groups}
+    assert labels == {"baseline": "loss=bce, loss.n_critic=1", "worse": "loss=wgan"}
 
 
 def test_failed_and_diverged_runs_are_shown_and_report_renders(tmp_path):
