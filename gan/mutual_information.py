@@ -53,8 +53,7 @@ class InfoGAN(Trick):
         generator = pl_module.generator
         if not getattr(generator, "conditional", False):
             raise ValueError("tricks=[info] feeds G a code through its label input: set "
-                             "model.generator.conditional=true (D stays unconditional), or use "
-                             "experiment=infogan")
+                             "model.generator.conditional=true (D stays unconditional)")
         if getattr(pl_module.discriminator, "conditional", False):
             raise ValueError("tricks=[info] is unsupervised: D must not see the real labels; "
                              "set model.discriminator.conditional=false (not model.conditional)")
@@ -72,4 +71,5 @@ class InfoGAN(Trick):
         return self.weight * F.cross_entropy(self.q(fake), labels)
 
     def g_parameters(self):
-        return list(self.q.parameters())
+        # Q exists once `setup` ran (Lightning calls it before configure_optimizers)
+        return list(self.q.parameters()) if self.q is not None else []

@@ -466,12 +466,14 @@ def plot_curves(report: Report, path: Path) -> None:
                 continue
             drawn = True
             (line,) = ax.plot(xs, ys, marker="o", ms=3, label=f"{g.id}: {g.label}"[:60])
-            ax.fill_between(xs, [max(y - h, 0) for y, h in zip(ys, hs)],  # FID >= 0
+            # FID > 0; log axis: a study spans FID 10 to 1,000 and the good groups sit low
+            ax.fill_between(xs, [max(y - h, y / 10) for y, h in zip(ys, hs)],
                             [y + h for y, h in zip(ys, hs)],
                             color=line.get_color(), alpha=0.2)
     for ax, title in zip(axes, ("wall time (s)", "real images seen by D")):
         ax.set_xlabel(title)
-        ax.set_ylabel("FID (mean, 95 % band)")
+        ax.set_ylabel("FID (mean, 95 % band; log scale)")
+        ax.set_yscale("log")
         ax.grid(alpha=0.3)
     if drawn:
         axes[1].legend(fontsize=7)

@@ -9,7 +9,7 @@ import torch
 from gan.mutual_information import InfoGAN
 from gan.train import build_module, fit
 
-TINY = ["experiment=infogan", "model.latent_dim=8", "model.generator.width=4",
+TINY = ["tricks=[ema,info]", "model.generator.conditional=true", "model.latent_dim=8", "model.generator.width=4",
         "model.discriminator.width=4", "tricks.info.width=4"]
 
 
@@ -68,7 +68,7 @@ def test_penalty_is_weighted_cross_entropy_of_q_on_the_code(fast_cfg):
     (["tricks=[info]", "model.conditional=true"], "model.discriminator.conditional=false"),
 ])
 def test_refuses_a_g_without_code_input_or_a_d_that_sees_labels(fast_cfg, overrides, key):
-    cfg = fast_cfg(*TINY[1:], *overrides)
+    cfg = fast_cfg(*TINY[2:], *overrides)
     with pytest.raises(ValueError, match=key):
         wired(cfg)
 
