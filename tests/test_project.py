@@ -114,7 +114,8 @@ def test_slerp_keeps_ends_and_norm():
 @pytest.fixture(scope="module")
 def mnist_cgan(tmp_path_factory):
     """A conditional DCGAN trained here on real MNIST: 500 batches of 64, about a minute on two
-    threads (at 350 the drawn 3 of the CLI test was projected as a 2 on 2026-12-01's machine). lr 5e-4 for both nets: at the recipe's 2e-4 G follows its labels less this early
+    threads (at 350 the drawn 3 of the CLI test was projected as a 2 on 2026-12-01's machine).
+    lr 5e-4 for both nets: at the recipe's 2e-4 G follows its labels less this early
     (style rows classified right 49 % against 64 % at truncation 1, measured). Single-tensor
     Adam (optim.fused=null), as when the thresholds were measured: the fused default trains a G
     whose style rows keep less of the input's thickness (ink-mass r 0.37 against 0.64)."""
