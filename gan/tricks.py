@@ -12,7 +12,8 @@ folds over. Each hook is the identity (or nothing) here; a trick overrides the o
 - `g_parameters()`: weights of the trick's own that G's optimizer trains with G.
 - `sampling_generator(generator)`: the generator grids, generation and metrics use.
 
-`step` counts D updates in the D hooks and G updates in `g_penalty`. Adding a trick is one class here plus one YAML in conf/tricks/.
+`step` counts D updates in the D hooks and G updates in `g_penalty`. Adding a trick is one
+class (here, or in a module named after its math) plus one YAML in conf/tricks/.
 """
 
 from __future__ import annotations
