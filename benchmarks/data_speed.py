@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from gan.data import MNIST, default_root
+from gan.data.images import MNIST, default_root
 
 BATCHES, ROUNDS = 200, 3
 

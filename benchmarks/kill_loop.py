@@ -5,7 +5,7 @@
 One run continues through every trial: each trial starts `python -m gan.train` (from the run's
 `checkpoints/last.ckpt` after the first), waits until it trains, sleeps a random 0-3 s (so some
 kills land inside a checkpoint write), and sends SIGKILL. Checked per trial:
-- the run resumes: the checkpoint it left loads (gan.checkpoint.load_checkpoint) and did not
+- the run resumes: the checkpoint it left loads (gan.io.checkpoint.load_checkpoint) and did not
   go backwards;
 - progress lost: D steps trained when killed (the child appends each finished step to
   `progress.txt` through the `Progress` callback below) minus D steps in the checkpoint, at
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import lightning as L
 
-from gan.checkpoint import load_checkpoint
+from gan.io.checkpoint import load_checkpoint
 
 ARGS = ["data=fake", "data.n=512", "data.batch_size=16", "trainer.accelerator=cpu",
         "trainer.max_epochs=100000", "trainer.enable_model_summary=false",

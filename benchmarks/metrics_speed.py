@@ -1,4 +1,4 @@
-"""Time gan.metrics.compute_metrics on 10k samples, with the real-side cache cold and warm.
+"""Time gan.metrics.scores.compute_metrics on 10k samples, with the real-side cache cold and warm.
 
     GAN_DATA_DIR=../shared/data python benchmarks/metrics_speed.py [--dataset mnist] [--n 10000]
 
@@ -13,9 +13,10 @@ import time
 
 import torch
 
-from gan import metrics
-from gan.classifier import DATASETS, load_classifier
-from gan.data import default_root, to_unit_range
+from gan.data.images import default_root, to_unit_range
+from gan.data.registry import DATASETS
+from gan.metrics import scores as metrics
+from gan.metrics.classifier import load_classifier
 
 
 def stage_times(fake: torch.Tensor, dataset: str, n: int, cache: str) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """`python -m gan.evaluate samples=<file.pt> n=10000 data=mnist`: score generated samples.
 
-Prints the metrics of gan/metrics.py and writes them, with the sample count, reference split and
+Prints the metrics of gan/metrics/scores.py and writes them, with the sample count, reference split and
 extractor checksum they are relative to, as JSON to `out` (default: the Hydra run dir).
 """
 
@@ -14,10 +14,12 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from gan.classifier import DATASETS, extractor_id
-from gan.config import CONF_DIR
-from gan.metrics import DESCRIPTIONS, compute_metrics
-from gan.sampling import Sampler, cycled_labels, is_conditional
+from gan.core.drawing import cycled_labels, is_conditional
+from gan.data.registry import DATASETS
+from gan.io.config import CONF_DIR
+from gan.metrics.classifier import extractor_id
+from gan.metrics.scores import DESCRIPTIONS, compute_metrics
+from gan.sampling.sampler import Sampler
 
 FID_INCEPTION = "Inception-v3 FID (299x299, 2048-d pool), only to compare with the literature"
 
@@ -73,7 +75,7 @@ def evaluate(cfg: DictConfig) -> dict:
 def fid_inception(fake: torch.Tensor, cfg: DictConfig) -> float:
     """Inception FID of the first n samples vs the same seeded n real images as compute_metrics.
     On all n (a subset would not be comparable with published 10k/50k values): warns of the time."""
-    from gan import inception  # torch-fidelity is optional: imported only when asked for
+    from gan.metrics import inception  # torch-fidelity is optional: imported only when asked for
 
     inception.check_weights(cfg.inception_weights)  # before any slow work
     dm = DATASETS[cfg.dataset](root=cfg.data.root, download=False)

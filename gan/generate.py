@@ -18,10 +18,11 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
-from gan.config import CONF_DIR
-from gan.files import atomic_write
-from gan.interpolation import class_sweeps, slerp_strips
-from gan.sampling import Sampler, is_conditional, to_grid
+from gan.core.drawing import is_conditional, to_grid
+from gan.io.config import CONF_DIR
+from gan.io.files import atomic_write
+from gan.sampling.sampler import Sampler
+from gan.sampling.walks import class_sweeps, slerp_strips
 
 log = logging.getLogger(__name__)
 

@@ -1,69 +1,25 @@
-"""Search-space knobs that exist only when their trick is on (Optuna's define-by-run).
-
-hydra-optuna-sweeper samples a flat space from `hydra.sweeper.params`. R1's gamma means nothing
-without R1, and an override `tricks.r1.gamma=...` fails when `tricks` does not hold r1, so those
-knobs are asked here, after `tricks` was sampled (`hydra.sweeper.custom_search_space`). TPE then
-models each one from the trials that had its trick.
-"""
+"""Queue a trial with known values in a stored Optuna study:
+`python -m gan.search <sweep dir> <study name> key=value [key=value ...]`."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from pathlib import Path
 
-# trick in the sampled `tricks` list -> (override key, how to sample it)
-CONDITIONAL = {
-    "r1": ("tricks.r1.gamma", lambda trial, key: trial.suggest_float(key, 0.01, 10.0, log=True)),
-    "ema": ("tricks.ema.decay", lambda trial, key: trial.suggest_categorical(key, [0.99, 0.999])),
-}
+from gan.sweeps.search import enqueue, parse_value
 
 
-def chosen_tricks(value: Any) -> list[str]:
-    """`tricks` as the sweeper holds it: the string "[ema,r1]" (a choice of lists is written as
-    quoted strings, since Optuna's categorical values must be scalars) or a list."""
-    if isinstance(value, str):
-        value = [t.strip() for t in value.strip("[]").split(",") if t.strip()]
-    return list(value or [])
-
-
-def trick_knobs(cfg: Any, trial: Any) -> None:
-    """`custom_search_space` hook, called per trial with the sweeper's config: adds the knobs of
-    the tricks this trial turned on to `trial.params` (they become its overrides)."""
-    for trick in chosen_tricks(trial.params.get("tricks")):
-        if trick in CONDITIONAL:
-            key, suggest = CONDITIONAL[trick]
-            suggest(trial, key)
-
-
-def enqueue(storage: str, study_name: str, params: dict[str, Any]) -> None:
-    """Queue a trial with known values (e.g. the current default) in a stored study: the
-    sweeper's next `ask()` runs it before TPE's own suggestions (Optuna's warm start)."""
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():  # enqueue_trial is "experimental" in optuna 2.x
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.load_study(study_name=study_name, storage=storage).enqueue_trial(params)
-
-
-def parse_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-if __name__ == "__main__":  # python -m gan.search <sweep dir> <study name> key=value ...
-    import sys
-    from pathlib import Path
-
-    if len(sys.argv) < 4 or not all("=" in a for a in sys.argv[3:]):
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 3 or not all("=" in a for a in argv[2:]):
         sys.exit("usage: python -m gan.search <sweep dir> <study name> key=value [key=value ...]")
-    db = Path(sys.argv[1]) / "optuna.db"
+    db = Path(argv[0]) / "optuna.db"
     if not db.is_file():
         sys.exit(f"gan.search: no Optuna study at {db}; start the search first")
-    trial = dict(a.split("=", 1) for a in sys.argv[3:])
-    enqueue(f"sqlite:///{db}", sys.argv[2], {k: parse_value(v) for k, v in trial.items()})
+    trial = dict(a.split("=", 1) for a in argv[2:])
+    enqueue(f"sqlite:///{db}", argv[1], {k: parse_value(v) for k, v in trial.items()})
     print(f"queued in {db}: {trial}")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from gan.config import CONF_DIR, compose_train  # noqa: F401 (tests import it from here)
+from gan.io.config import CONF_DIR, compose_train  # noqa: F401 (tests import it from here)
 
 REPO = Path(__file__).resolve().parent.parent
 # Small and fast: synthetic data, CPU, no progress bar. Tests add what they check.

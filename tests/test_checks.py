@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan.checks import UsageError, check_config
+from gan.io.errors import UsageError
+from gan.runs.checks import check_config
 from tests.conftest import FAST, FAST_DATA, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]

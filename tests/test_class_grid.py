@@ -1,4 +1,4 @@
-"""gan.class_grid.ClassGrid: one row per class, fixed noise per column, no-op unless conditional."""
+"""gan.sampling.grids.ClassGrid: one row per class, fixed noise per column, no-op unless conditional."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gan.class_grid import ClassGrid
-from gan.losses import BCE
-from gan.module import GAN
+from gan.core.losses import BCE
+from gan.core.module import GAN
 from gan.networks import mlp
+from gan.sampling.grids import ClassGrid
 
 
 def module(conditional: bool) -> GAN:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from gan.config import CONF_DIR, build
-from gan.train import build_module, fit
+from gan.io.config import CONF_DIR, build
+from gan.runs.wiring import build_module, fit
 
 GROUPS = ["data", "model", "loss", "optim", "tricks", "trainer", "logger", "callbacks",
           "experiment"]

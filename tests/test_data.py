@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.data import MNIST, FakeData, FashionMNIST, ShuffledBatches
+from gan.data.images import MNIST, FakeData, FashionMNIST, ShuffledBatches
 from tests.conftest import data_root, needs_mnist
 
 

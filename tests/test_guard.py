@@ -13,17 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-import gan.guard
-from gan.checkpoint import AtomicCheckpointIO
-from gan.guard import (
-    Diverged,
-    StepGuard,
-    _step_then_restore,
-    all_finite,
-    garbage_reason,
-    guarded_step,
-)
-from gan.status import read_status
+import gan.core.guard
+from gan.core.guard import Diverged, StepGuard, _step_then_restore, garbage_reason, guarded_step
+from gan.io.artefacts import read_status
+from gan.io.checkpoint import AtomicCheckpointIO, all_finite
+from gan.runs.wiring import fit
 from tests.conftest import FAST, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]
@@ -174,7 +168,7 @@ def test_divergence_stops_the_run_with_one_line_and_keeps_the_last_good_checkpoi
 def test_a_nan_checkpoint_is_refused_while_training_goes_on(fast_cfg, tmp_path, caplog):
     """With a high limit the run continues past the poison; fused Adam still counts its
     (skipped) steps, so ModelCheckpoint tries to save: the NaN weights are refused."""
-    from gan.train import fit
+    from gan.runs.wiring import fit
 
     cfg = fast_cfg(*TINY[len(FAST):], "trainer.max_epochs=2", "guard.max_consecutive_skips=1000",
                    "++optim.generator.fused=true", "++optim.discriminator.fused=true",
@@ -224,7 +218,7 @@ def count_syncs(monkeypatch):
             counts[where["batch"]] += 1
         return values.cpu().as_subclass(_Host)
 
-    monkeypatch.setattr(gan.guard, "to_host", to_host)
+    monkeypatch.setattr(gan.core.guard, "to_host", to_host)
 
     class Mark(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -241,17 +235,7 @@ def test_training_steps_do_not_sync_between_boundaries(fast_cfg, count_syncs, mo
                    "callbacks=[]", "data.n=320", "trainer.log_every_n_steps=5",
                    "trainer.enable_progress_bar=true", "++optim.generator.fused=true",
                    "++optim.discriminator.fused=true")
-    import gan.train
-
-    build = gan.train.build
-
-    def build_with_mark(node, **kwargs):
-        if "callbacks" in kwargs:
-            kwargs["callbacks"] = [mark, *kwargs["callbacks"]]
-        return build(node, **kwargs)
-
-    monkeypatch.setattr(gan.train, "build", build_with_mark)
-    trainer, module = gan.train.fit(cfg)
+    trainer, module = fit(cfg, callbacks=[mark])
     assert module.d_step == 20
     between = [b for b in range(19) if (b + 1) % 5]  # not a log boundary, not the epoch end
     assert [counts[b] for b in between] == [0] * len(between), dict(counts)

@@ -1,4 +1,4 @@
-"""Optional Inception FID (gan/inception.py). The error paths always run; the plumbing test
+"""Optional Inception FID (gan/metrics/inception.py). The error paths always run; the plumbing test
 needs torch-fidelity (not in `.[dev]`: skipped on CI) and builds the Inception architecture with
 random weights offline (the real weights are never downloaded), so its values mean nothing
 beyond ordering: two sets of the same smooth images are closer than smooth vs uniform noise."""
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from gan import inception
+from gan.metrics import inception
 
 
 def test_missing_weights_names_option_and_never_downloads(tmp_path, monkeypatch):

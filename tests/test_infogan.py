@@ -1,4 +1,4 @@
-"""tricks=[info] (gan/mutual_information.py): InfoGAN's code, checked against its formula, its
+"""tricks=[info] (gan/tricks/info.py): InfoGAN's code, checked against its formula, its
 refusals, and a short fit in which G learns to make the code readable from the image."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan.mutual_information import InfoGAN
-from gan.train import build_module, fit
+from gan.runs.wiring import build_module, fit
+from gan.tricks.info import InfoGAN
 
 TINY = ["tricks=[ema,info]", "model.generator.conditional=true", "model.latent_dim=8", "model.generator.width=4",
         "model.discriminator.width=4", "tricks.info.width=4"]

@@ -1,5 +1,5 @@
 """Learning on real digits: a short real-MNIST run beats the untrained generator, judged by the
-shipped MNIST classifier (gan/assets) through the metrics of gan.metrics."""
+shipped MNIST classifier (gan/assets) through gan.metrics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan.config import build
-from gan.metrics import compute_metrics
-from gan.sampling import Sampler
+from gan.io.config import build
+from gan.metrics.scores import compute_metrics
+from gan.sampling.sampler import Sampler
 from tests.conftest import needs_mnist, run_module
 
 N = 2000
@@ -63,11 +63,11 @@ def test_short_run_improves_samples_over_untrained_generator(tmp_path):
 @pytest.mark.parametrize("conditional", [True, False])
 def test_metrics_callback_scores_conditional_g_on_its_labels(fast_cfg, conditional):
     """The callback asks a conditional G for cycled labels and scores agreement with them."""
-    from gan.callbacks import Metrics
-    from gan.classifier import load_classifier
-    from gan.metrics import extract
-    from gan.sampling import cycled_labels, draw
-    from gan.train import build_module
+    from gan.core.drawing import cycled_labels, draw
+    from gan.metrics.callback import Metrics
+    from gan.metrics.classifier import load_classifier
+    from gan.metrics.scores import extract
+    from gan.runs.wiring import build_module
 
     cfg = fast_cfg("model=dcgan", f"model.conditional={str(conditional).lower()}",
                    "model.generator.width=8", "model.discriminator.width=8")

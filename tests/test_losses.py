@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from gan.losses import BCE, LSGAN, WGAN, WGANGP, Hinge, gradient_penalty
+from gan.core.losses import BCE, LSGAN, WGAN, WGANGP, Hinge
+from gan.core.penalties import gradient_penalty
 from gan.networks import dcgan
-from gan.tricks import InstanceNoise, LabelSmoothing
+from gan.tricks.instance_noise import InstanceNoise
+from gan.tricks.label_smoothing import LabelSmoothing
 
 D_REAL = torch.tensor([2.0, -1.0])
 D_FAKE = torch.tensor([0.5, -3.0])
@@ -129,7 +131,7 @@ def test_instance_noise_schedule_anneals_to_zero():
 @pytest.mark.parametrize("trick", ["label_smoothing", "instance_noise"])
 def test_trick_changes_what_the_training_step_computes(fast_cfg, trick):
     """The module folds the trick in: a loss with and without it differs on the same batch."""
-    from gan.train import fit
+    from gan.runs.wiring import fit
     losses = []
     for tricks in ("[]", f"[{trick}]"):
         cfg = fast_cfg("model=mlp", f"tricks={tricks}", "callbacks=[]",
@@ -140,7 +142,7 @@ def test_trick_changes_what_the_training_step_computes(fast_cfg, trick):
 
 
 def test_label_smoothing_refuses_loss_without_targets(fast_cfg):
-    from gan.train import fit
+    from gan.runs.wiring import fit
     cfg = fast_cfg("model=mlp", "loss=hinge", "tricks=[label_smoothing]", "callbacks=[]")
     with pytest.raises(ValueError, match="label_smoothing.*loss=bce"):
         fit(cfg)

@@ -1,4 +1,4 @@
-"""Offline metrics (gan/metrics.py) and their classifier (gan/classifier.py).
+"""Offline metrics (gan/metrics/scores.py) and their classifier (gan/classifier.py).
 
 Tests on real digits read GAN_DATA_DIR (CI: ../shared/data) or ./data and skip when neither
 holds the raw IDX files. Sample counts are small (n=2000) to keep this file near a minute on two
@@ -17,9 +17,10 @@ import pytest
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from gan import classifier, metrics
-from gan.config import CONF_DIR
-from gan.data import MNIST, FashionMNIST, to_unit_range
+from gan.data.images import MNIST, FashionMNIST, to_unit_range
+from gan.io.config import CONF_DIR
+from gan.metrics import classifier
+from gan.metrics import scores as metrics
 
 N = 2000
 

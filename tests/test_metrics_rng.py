@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan.metrics import compute_metrics, kernel_distance
+from gan.metrics.scores import compute_metrics, kernel_distance
 from tests.conftest import needs_mnist
 
 SEEDING = ("manual_seed", "manual_seed_all", "seed", "seed_all", "set_rng_state",

@@ -9,18 +9,19 @@ from __future__ import annotations
 import copy
 from functools import cache
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import gan.train
-from gan.config import CONF_DIR, build
+from gan.io.config import CONF_DIR, build
 from gan.networks import sagan
 from gan.networks.sagan import SelfAttention
-from gan.sampling import Sampler
-from gan.spectral_norm import apply_spectral_norm
+from gan.runs.wiring import fit
+from gan.sampling.sampler import Sampler
+from gan.tricks.spectral_norm import apply_spectral_norm
 
 ARCHS = ("mlp", "dcgan", "resnet", "sagan")
 # Narrow nets keep the file fast; the architecture (and what is tested) is unchanged.
@@ -158,17 +159,11 @@ def trained(request, tmp_path_factory):
 
     initial = {}
 
-    class Recording(gan.train.GAN):  # keeps the freshly built nets' weights for comparison
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            initial.update(copy.deepcopy(self.state_dict()))
+    class Recording(L.Callback):  # keeps the freshly built nets' weights for comparison
+        def setup(self, trainer, pl_module, stage):
+            initial.update(copy.deepcopy(pl_module.state_dict()))
 
-    mp = pytest.MonkeyPatch()
-    mp.setattr(gan.train, "GAN", Recording)
-    try:
-        _, module = gan.train.fit(cfg)
-    finally:
-        mp.undo()
+    _, module = fit(cfg, callbacks=[Recording()])
     return out, initial, module
 
 

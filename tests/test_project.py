@@ -14,15 +14,15 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw, ImageFilter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan.classifier import load_classifier
-from gan.config import CONF_DIR
-from gan.data import MNIST, to_unit_range
-from gan.export import example_inputs, export_onnx, export_torchscript, run_exported, wrap
-from gan.interpolation import slerp
-from gan.preprocess import Steps, to_training_form
-from gan.project import style_row
-from gan.projection import project, random_distance
-from gan.sampling import Sampler
+from gan.data.images import MNIST, to_unit_range
+from gan.io.config import CONF_DIR
+from gan.metrics.classifier import load_classifier
+from gan.sampling.export import example_inputs, export_onnx, export_torchscript, run_exported, wrap
+from gan.sampling.preprocess import Steps, to_training_form
+from gan.sampling.projection import project, random_distance
+from gan.sampling.sampler import Sampler
+from gan.sampling.walks import slerp
+from gan.sampling.your_image import style_row
 from tests.conftest import REPO, data_root, needs_mnist, run_module
 
 # The quick projection settings these tests use (conf/project.yaml's defaults take ~3x longer).

@@ -13,7 +13,8 @@ import yaml
 from PIL import Image
 from scipy import stats
 
-from gan.report import main, make_report, mosaic_size, t_interval
+from gan.report import main
+from gan.sweeps.report import make_report, mosaic_size, t_interval
 
 
 def make_run(root: Path, name: str, *, seed: int, lr_g: float, loss: str = "bce",
@@ -24,7 +25,7 @@ def make_run(root: Path, name: str, *, seed: int, lr_g: float, loss: str = "bce"
     run = root / name
     (run / ".hydra").mkdir(parents=True)
     config = {"seed": seed,
-              "data": {"_target_": "gan.data.MNIST", "batch_size": 64, "seed": "${seed}"},
+              "data": {"_target_": "gan.data.images.MNIST", "batch_size": 64, "seed": "${seed}"},
               "loss": {"_target_": f"gan.losses.{loss.upper()}", "n_critic": n_critic},
               "optim": {"lr_g": lr_g, "lr_d": 1e-4,
                         "generator": {"_target_": "torch.optim.Adam", "lr": "${..lr_g}"}},

@@ -18,10 +18,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan.checkpoint import CheckpointError, load_checkpoint
-from gan.sampling import Sampler
-from gan.status import update_status
-from gan.train import Interrupted, fit
+from gan.io.artefacts import update_status
+from gan.io.checkpoint import CheckpointError, load_checkpoint
+from gan.runs.wiring import Interrupted, fit
+from gan.sampling.sampler import Sampler
 from tests.conftest import FAST, child_env, compose_train, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
@@ -298,7 +298,7 @@ def test_model_mismatch_names_the_config_keys(good_ckpt, tmp_path):
 
 
 def test_shuffled_batches_resume_inside_an_epoch():
-    from gan.data import ShuffledBatches
+    from gan.data.images import ShuffledBatches
 
     images, labels = torch.arange(60).view(60, 1, 1, 1).to(torch.uint8), torch.arange(60)
     straight = ShuffledBatches(images, labels, batch_size=10, seed=3)
@@ -361,7 +361,7 @@ def test_interrupted_survives_pickling():
     # died with "A result has failed to un-serialize" and took the other jobs down mid-write.
     import pickle
 
-    from gan.train import Interrupted
+    from gan.runs.wiring import Interrupted
 
     stop = pickle.loads(pickle.dumps(Interrupted("SIGTERM", Path("run/last.ckpt"))))
     assert (stop.signal_name, stop.ckpt_path, stop.code) == ("SIGTERM", Path("run/last.ckpt"), 143)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gan.train import fit
+from gan.runs.wiring import fit
 from tests.conftest import FAST, REPO, compose_train, data_root, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]
@@ -104,8 +104,8 @@ def test_evaluate_checkpoint_and_samples_file(trained, tmp_path):
     assert from_ckpt["n"] == 500 and from_ckpt["split"] == "test"
     # A 2-epoch net trained on random images is far from digits: 500 real training digits,
     # scored the same way against the test split, come out many times closer.
-    from gan.data import MNIST, to_unit_range
-    from gan.metrics import compute_metrics
+    from gan.data.images import MNIST, to_unit_range
+    from gan.metrics.scores import compute_metrics
 
     digits = to_unit_range(MNIST(root=str(data_root()), download=False).load(train=True)[0][:500])
     real_fid = compute_metrics(digits, "mnist", n=500)["fid"]

@@ -11,8 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
 
-from gan.config import CONF_DIR
-from gan.search import chosen_tricks, trick_knobs
+from gan.io.config import CONF_DIR
+from gan.sweeps.search import chosen_tricks, trick_knobs
 
 
 def compose_train(*overrides: str, hydra: bool = False):
@@ -41,7 +41,7 @@ def test_space_holds_the_knobs_that_matter(search):
     assert set(space(search)["loss"].choices) == {"bce", "hinge", "lsgan", "wgan_gp"}
     assert search.hydra.sweeper.n_trials >= 30
     assert (search.budget.kind, search.budget.value) == ("time", 180)
-    assert search.hydra.sweeper.custom_search_space == "gan.search.trick_knobs"
+    assert search.hydra.sweeper.custom_search_space == "gan.sweeps.search.trick_knobs"
 
 
 def test_every_trick_list_is_a_valid_override(search):
@@ -76,7 +76,7 @@ def test_trick_knobs_only_when_the_trick_is_on(tricks, extra):
 def test_enqueued_trial_runs_first_with_its_values(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="s", storage=storage)
-    from gan.search import enqueue, parse_value
+    from gan.sweeps.search import enqueue, parse_value
 
     values = {k: parse_value(v) for k, v in
               {"optim.lr_g": "0.0008", "data.batch_size": "64", "tricks": "[ema]"}.items()}

@@ -11,9 +11,8 @@ import re
 import pytest
 import torch
 
-from gan.losses import gradient_penalty
-from gan.regularizers import squared_grad_norm
-from gan.train import build_module, fit
+from gan.core.penalties import gradient_penalty, squared_grad_norm
+from gan.runs.wiring import build_module, fit
 from tests.conftest import needs_mnist, run_module
 
 TINY_MLP = ["model=mlp", "model.latent_dim=8", "model.generator.hidden=[16]",
@@ -86,7 +85,7 @@ def test_compile_matches_eager_on_the_first_steps(fast_cfg):
 
 
 def test_compile_keeps_a_double_backward_critic_eager(fast_cfg, caplog):
-    caplog.set_level(logging.INFO, logger="gan.compile")
+    caplog.set_level(logging.INFO, logger="gan.runs.compile")
     for loss, tricks in (("wgan_gp", "[]"), ("bce", "[r1]")):
         module, _ = build_module(fast_cfg(*TINY_MLP, f"loss={loss}", f"tricks={tricks}",
                                           "compile=true"))
@@ -109,7 +108,7 @@ def test_adam_is_fused_by_default_and_switchable(fast_cfg, optim):
 
 
 def test_throughput_logs_only_at_the_logging_interval(fast_cfg, monkeypatch):
-    from gan.callbacks import Throughput
+    from gan.runs.throughput import Throughput
 
     logged = []
     original = Throughput.on_train_batch_end

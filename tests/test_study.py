@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from gan.config import CONF_DIR
+from gan.io.config import CONF_DIR
 
 VARIANTS = sorted(p.stem for p in (Path(CONF_DIR) / "variant").glob("*.yaml"))
 
@@ -75,16 +75,16 @@ DEFAULT_RECIPE = {
     "model.generator.norm": "batch",
     "model.latent_dim": 100,
     "model.conditional": False,
-    "loss._target_": "gan.losses.BCE",
+    "loss._target_": "gan.core.losses.BCE",
     "loss.n_critic": 1,
     "optim.generator._target_": "torch.optim.Adam",
     "optim.lr_g": 1.7e-3,
     "optim.lr_d": 7.0e-5,
     "optim.betas": [0.4, 0.999],
-    "data._target_": "gan.data.MNIST",
+    "data._target_": "gan.data.images.MNIST",
     "data.batch_size": 32,
     "trainer.max_epochs": 4,
-    "tricks.ema._target_": "gan.tricks.EMA",
+    "tricks.ema._target_": "gan.tricks.ema.EMA",
     "tricks.ema.decay": 0.99,
     "seed": 0,
 }

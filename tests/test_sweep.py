@@ -14,9 +14,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from gan import launch
-from gan.report import make_report, mosaic_size
-from gan.status import read_status
+from gan.io.artefacts import read_status
+from gan.runs import resources as launch
+from gan.sweeps.report import make_report, mosaic_size
 from tests.conftest import FAST, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
@@ -26,7 +26,7 @@ TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.
 # ---- budgets (in process: fit() as gan.train runs it) --------------------------------------
 
 def fit_budget(fast_cfg, *overrides):
-    from gan.train import fit
+    from gan.runs.wiring import fit
 
     cfg = fast_cfg("model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
                    *overrides)
@@ -196,7 +196,8 @@ def test_optuna_search_runs_and_resumes_from_sqlite(tmp_path):
 def test_job_folder_names_keep_appended_sweep_keys(tmp_path):
     # `+variant=a,b` is listed as `+variant` among the swept keys; the job's own override is
     # `+variant=a`. Both must meet, or two jobs of a study without job numbers share a folder.
-    from gan.sweep import SWEPT_KEYS, short_dirname
+    from gan.io.config import short_dirname
+    from gan.sweeps.index import SWEPT_KEYS
 
     (tmp_path / SWEPT_KEYS).write_text("seed\n+variant\n")
     names = set()
@@ -210,7 +211,7 @@ def test_job_folder_names_keep_appended_sweep_keys(tmp_path):
 def test_a_rerun_sweep_judges_each_job_by_its_latest_row(tmp_path):
     """A study run again into its folder (skip_done) appends rows: a job that failed once and
     finished on the rerun no longer fails the sweep, and one that failed last still does."""
-    from gan.sweep import COLUMNS, SweepIndex, read_index
+    from gan.sweeps.index import COLUMNS, SweepIndex, read_index
 
     def index(*rows):
         lines = ["\t".join(COLUMNS)] + [f"{i}\t{status}\t\t\t{d}\tseed=0" for i, (d, status)

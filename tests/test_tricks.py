@@ -12,16 +12,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan.augment import DiffAugment
-from gan.config import build
-from gan.folder_data import AugmentedBatches, FolderData, RandomAffine
-from gan.losses import WGANGP, WGANLP
-from gan.module import GAN
-from gan.regularizers import R1, R2, L2Penalty
-from gan.sampling import Sampler
-from gan.spectral_norm import effective_weight
-from gan.train import fit
-from gan.tricks import EMA, DiscriminatorDropout, FreezeD, InsertedDropout, layers_in_order
+from gan.core.losses import WGANGP, WGANLP
+from gan.core.module import GAN
+from gan.data.folder import AugmentedBatches, FolderData, RandomAffine
+from gan.io.config import build
+from gan.runs.wiring import fit
+from gan.sampling.sampler import Sampler
+from gan.tricks.diffaugment import DiffAugment
+from gan.tricks.dropout import DiscriminatorDropout, InsertedDropout
+from gan.tricks.ema import EMA
+from gan.tricks.freeze_d import FreezeD, layers_in_order
+from gan.tricks.penalties import R1, R2, L2Penalty
+from gan.tricks.spectral_norm import effective_weight
 from tests.conftest import FAST, compose_train
 
 TINY_MLP = ["model=mlp", "model.latent_dim=8", "model.generator.hidden=[16]",
@@ -187,7 +189,7 @@ def test_diffaugment_same_ops_on_real_and_fake_keeps_shape_and_range():
             torch.testing.assert_close(y, a * x + (y - a * x).mean(), atol=1e-4, rtol=0)
     full = DiffAugment(["color", "translation", "cutout"])
     out = full.d_input(fake, 0)
-    assert out.shape == fake.shape and out.abs().max() <= 3.0  # bound in gan/augment.py
+    assert out.shape == fake.shape and out.abs().max() <= 3.0  # bound in gan/tricks/diffaugment.py
     out.sum().backward()  # differentiable: G's gradient reaches the fakes
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     rgb = full.d_input(torch.rand(4, 3, 8, 8) * 2 - 1, 0)
@@ -280,7 +282,7 @@ def test_folder_data_classes_resize_crop_and_one_warning(tmp_path, caplog):
     (root / "dogs" / "broken.png").write_bytes(b"not a png")
     dm = FolderData(str(root), size=16, channels=3, batch_size=2)
     assert dm.img_shape == (3, 16, 16) and dm.num_classes == 2 and dm._loaded is None
-    with caplog.at_level(logging.WARNING, logger="gan.folder_data"):
+    with caplog.at_level(logging.WARNING, logger="gan.data.folder"):
         dm.setup("fit")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "skipped 1 unreadable" in warnings[0].getMessage()

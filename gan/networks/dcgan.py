@@ -14,31 +14,7 @@ import torch
 from torch import nn
 
 from gan.networks.conditional import LabelConcat, Projection, class_count
-
-NORMS = ("batch", "instance", "layer", "none")
-
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)  # one group = LayerNorm over (C, H, W)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
-
-
-def num_upsamplings(size: int) -> int:
-    """How many stride-2 stages lead from a small base (<= 7 pixels) to `size`."""
-    stages = 0
-    while size % 2 == 0 and size > 7:
-        size //= 2
-        stages += 1
-    if stages == 0:
-        raise ValueError(f"the conv nets need an even image size (28, 32, 64 ...), got {size}")
-    return stages
+from gan.networks.layers import norm_layer, num_upsamplings
 
 
 class Generator(nn.Module):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan.networks.conditional import ConditionalBatchNorm2d, Projection, class_count
-from gan.networks.dcgan import norm_layer, num_upsamplings
+from gan.networks.layers import norm_layer, num_upsamplings
 
 
 def conv(c_in: int, c_out: int, kernel: int, gain: float = 1.0) -> nn.Conv2d:

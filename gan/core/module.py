@@ -1,0 +1,204 @@
+"""The GAN LightningModule: generator, discriminator, and one alternating training step.
+
+Manual optimisation, as Lightning documents it for GANs. The step knows the loss and tricks only
+through their contracts (gan/core/losses.py, gan/tricks/), so adding either never changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import lightning as L
+import torch
+from torch import nn
+
+from gan.core.drawing import cycled_labels
+from gan.core.guard import StepGuard, finite, guarded_step
+from gan.core.losses import GANLoss
+from gan.core.rng import all_rng_states, set_rng_state
+from gan.core.trick import Trick
+from gan.io.checkpoint import check_fits
+
+
+def grad_norm(module: nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+
+class GAN(L.LightningModule):
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: GANLoss,
+        optimizer_g: Callable[..., torch.optim.Optimizer],
+        optimizer_d: Callable[..., torch.optim.Optimizer],
+        tricks: Sequence[Trick] = (),
+        img_shape: Sequence[int] = (1, 28, 28),
+        num_classes: int = 10,
+        n_fixed: int = 64,
+        seed: int = 0,
+        max_consecutive_skips: int = 20,
+        config: dict | None = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        # The nets, loss and tricks are objects: the resolved config (hparams) describes them and
+        # `gan.generate` rebuilds the generator from it.
+        # logger=False: gan.sweeps.hparams.HParams logs the swept keys with the final metrics instead
+        # (a second, metric-less hparams record at the start would shadow it in TensorBoard).
+        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer_g",
+                                          "optimizer_d", "tricks"], logger=False)
+        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.tricks = list(tricks)
+        loss.check(discriminator)  # refuse e.g. a BatchNorm critic under a gradient penalty
+        self.latent_dim = generator.latent_dim
+        # Own counters: trainer.global_step counts every optimizer.step(), G's and D's alike.
+        self.d_step = 0
+        self.g_step = 0
+        # Non-finite steps are skipped and counted; too many in a row stop the run.
+        self.guard = StepGuard(max_consecutive_skips)
+        self.started = False
+        # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
+        self.register_buffer("fixed_labels", cycled_labels(n_fixed, num_classes))
+
+    # ---- the math -------------------------------------------------------------------------
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """D as the loss sees it: every image passes the tricks' input transforms first."""
+        for trick in self.tricks:
+            images = trick.d_input(images, self.d_step)
+        return self.discriminator(images, labels)
+
+    def training_step(self, batch, batch_idx):
+        real, labels = batch
+        opt_g, opt_d = self.optimizers()
+        critic = partial(self.critic, labels=labels)
+        # Fakes share the real batch's labels: class-balanced, and what a conditional D needs
+        # (a trick may give G other labels, e.g. InfoGAN's random codes).
+        g_labels = labels
+        for trick in self.tricks:
+            g_labels = trick.generator_labels(g_labels)
+        fake = self.generator(self.noise(real.size(0)), g_labels)
+
+        with self.toggled_optimizer(opt_d):
+            d_real, d_fake = critic(real), critic(fake.detach())
+            target = 1.0
+            for trick in self.tricks:
+                target = trick.real_target(target, self.d_step)
+            d_loss = self.loss.d_loss(d_real, d_fake, target)
+            penalty = self.loss.penalty(critic, real, fake.detach())
+            for trick in self.tricks:
+                penalty = penalty + trick.d_penalty(critic, real, fake.detach(), self.d_step)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss + penalty)
+            d_grad = grad_norm(self.discriminator)
+            ok = finite(d_loss + penalty, d_grad)  # on the device: read at the boundaries only
+            guarded_step(opt_d, ok)
+        self.loss.after_d_step(self.discriminator)
+        self.d_step += 1
+        self.guard.record("d", ok, {"d_loss": d_loss, "d_penalty": penalty,
+                                    "d_real": d_real.mean(), "d_fake": d_fake.mean(),
+                                    "d_grad_norm": d_grad})
+
+        if self.d_step % self.loss.n_critic == 0:
+            with self.toggled_optimizer(opt_g):
+                g_loss = self.loss.g_loss(critic(fake))
+                g_penalty = 0.0
+                for trick in self.tricks:
+                    g_penalty = g_penalty + trick.g_penalty(fake, g_labels, self.g_step)
+                opt_g.zero_grad(set_to_none=True)
+                self.manual_backward(g_loss + g_penalty)
+                g_grad = grad_norm(self.generator)
+                ok = finite(g_loss + g_penalty, g_grad)
+                guarded_step(opt_g, ok)
+            self.g_step += 1
+            self.guard.record("g", ok, {"g_loss": g_loss, "g_penalty": g_penalty,
+                                        "g_grad_norm": g_grad})
+        if self.trainer._logger_connector.should_update_logs:  # when Lightning logs: same steps
+            self._log_window()
+
+    def _log_window(self) -> None:
+        """The step scalars' means since the last boundary, as host tensors: Lightning turns
+        progress-bar values into Python numbers every batch, which on a device tensor would be
+        a sync per step. `read` raises `Diverged` after too many skips in a row."""
+        values = self.guard.read()
+        if not values:
+            return
+        host = {f"train/{k}": v for k, v in values.items()}
+        host["train/d_step"] = torch.tensor(float(self.d_step))
+        host["train/g_step"] = torch.tensor(float(self.g_step))
+        for name in ("train/d_loss", "train/g_loss"):
+            if name in host:
+                self.log(name, host.pop(name), prog_bar=True)
+        self.log_dict(host)
+
+    def on_train_epoch_end(self):
+        # Before ModelCheckpoint writes (Lightning calls checkpoint callbacks after the module).
+        self.guard.check()
+
+    def configure_optimizers(self):
+        # G's optimizer also trains the tricks' own G-side weights (InfoGAN's code predictor).
+        g_params = [*self.generator.parameters(),
+                    *(p for trick in self.tricks for p in trick.g_parameters())]
+        return (self.optimizer_g(g_params), self.optimizer_d(self.discriminator.parameters()))
+
+    # ---- sampling ---------------------------------------------------------------------------
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator for grids, generation and metrics (a trick may swap it, e.g. EMA)."""
+        generator = self.generator
+        for trick in self.tricks:
+            generator = trick.sampling_generator(generator)
+        return generator
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] for noise `z`, in eval mode (BatchNorm uses running statistics)."""
+        generator = self.sampling_generator()
+        was_training = generator.training
+        generator.eval()
+        try:
+            return generator(z, labels).clamp(-1, 1)
+        finally:
+            generator.train(was_training)
+
+    # ---- DDP and checkpoints -----------------------------------------------------------------
+
+    def on_fit_start(self):
+        if self.trainer.world_size > 1:
+            # seed_everything seeds every rank alike: offset the noise so ranks draw different z.
+            torch.manual_seed(torch.initial_seed() + self.global_rank)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["gan_counters"] = {"d_step": self.d_step, "g_step": self.g_step}
+        checkpoint["gan_guard"] = {"skipped_steps": self.guard.total_skipped()}
+        checkpoint["rng_states"] = all_rng_states(self.trainer)
+
+    def on_load_checkpoint(self, checkpoint):
+        # Before Lightning loads the weights: a checkpoint of another model is refused with the
+        # config keys that differ, not a list of state_dict keys.
+        check_fits(checkpoint, self.state_dict(), self.hparams.config or {},
+                   self.trainer.ckpt_path if self._trainer is not None else "checkpoint")
+        counters = checkpoint.get("gan_counters", {})
+        self.d_step = counters.get("d_step", 0)
+        self.g_step = counters.get("g_step", 0)
+        self.guard.skipped_steps = checkpoint.get("gan_guard", {}).get("skipped_steps", 0)
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self):
+        self.started = True  # errors from here on are training failures, not bad input
+        # Last thing before the first resumed step (after every callback's on_train_start and
+        # the DDP seed offset), so the next z, augmentation and noise are the ones the
+        # uninterrupted run drew.
+        states = getattr(self, "_rng_to_restore", None)
+        if states:
+            set_rng_state(states.get(self.global_rank, states[min(states)]))
+            self._rng_to_restore = None

@@ -1,0 +1,48 @@
+"""The Trick contract: one small class per trick, in gan/tricks/.
+
+A trick is a Lightning `Callback` (so it also gets every Lightning hook, its own `state_dict` in
+checkpoints, and `setup` before the optimizers and the DDP wrap) plus the hooks the training step
+folds over. Each hook is the identity (or nothing) here; a trick overrides the ones it needs:
+
+- `d_input(images, step)`: every image D sees, real or fake, in D and G steps alike.
+- `real_target(target, step)`: the target for real images in losses that use targets.
+- `d_penalty(critic, real, fake, step)`: a term added to D's loss.
+- `generator_labels(labels)`: the labels G is given in training (the real batch's by default).
+- `g_penalty(fake, labels, step)`: a term added to G's loss (`labels`: what G was given).
+- `g_parameters()`: weights of the trick's own that G's optimizer trains with G.
+- `sampling_generator(generator)`: the generator grids, generation and metrics use.
+
+`step` counts D updates in the D hooks and G updates in `g_penalty`. Adding a trick is one
+class in gan/tricks/ (a module named after its math) plus one YAML in conf/tricks/.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+
+class Trick(L.Callback):
+    double_backward = False  # True where `d_penalty` differentiates D's input gradient (compile)
+
+    def d_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
+        return images
+
+    def real_target(self, target: float, step: int) -> float:
+        return target
+
+    def d_penalty(self, critic, real, fake, step: int) -> torch.Tensor | float:
+        return 0.0
+
+    def generator_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels
+
+    def g_penalty(self, fake, labels, step: int) -> torch.Tensor | float:
+        return 0.0
+
+    def g_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def sampling_generator(self, generator: torch.nn.Module) -> torch.nn.Module:
+        return generator

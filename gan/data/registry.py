@@ -1,0 +1,24 @@
+"""The datasets that have a name: the one way a run, a checkpoint or an entry point says which
+data it means (metric classifiers, `gan.evaluate data=`, `gan.project`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gan.data.images import MNIST, FashionMNIST, ImageDataModule
+from gan.io.legacy import current_target
+
+DATASETS: dict[str, type[ImageDataModule]] = {"mnist": MNIST, "fashion_mnist": FashionMNIST}
+
+
+def dataset_name(config: Mapping | None) -> str | None:
+    """The registry name of the data a run used, from its stored config: the `data.name` a
+    checkpoint written since 2026-12 carries, else the data module's class path (old or new)."""
+    data = (config or {}).get("data") or {}
+    if data.get("name"):
+        return data["name"]
+    target = current_target(str(data.get("_target_", "")))
+    for name, cls in DATASETS.items():
+        if target == f"{cls.__module__}.{cls.__qualname__}":
+            return name
+    return None

@@ -1,0 +1,84 @@
+"""Refuse an untrainable config at the start, with the key to change, in one line.
+
+`check_config(cfg)` runs before anything is built or written. Errors that only the built objects
+can see (a loss refusing a critic, a batch larger than the data) are raised by those objects as
+ValueError/FileNotFoundError; `gan.train` reports any of them raised before the first training
+step as the same kind of one line, without a traceback (`usage_error`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from omegaconf import DictConfig
+
+from gan.io.errors import UsageError
+
+
+def _number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_lr(cfg: DictConfig) -> None:
+    optim = cfg.get("optim") or {}
+    for role, short in (("generator", "lr_g"), ("discriminator", "lr_d")):
+        node = optim.get(role)
+        if node is None or "lr" not in node:
+            continue
+        key = f"optim.{short}" if short in optim else f"optim.{role}.lr"
+        value = node.lr
+        if not _number(value) or not math.isfinite(value) or value <= 0:
+            raise UsageError(f"{key}={value} must be a positive number (a learning rate), "
+                             f"e.g. {key}=2e-4")
+
+
+def _check_latent_dim(cfg: DictConfig) -> None:
+    model = cfg.get("model") or {}
+    if "latent_dim" in model:
+        key, value = "model.latent_dim", model.latent_dim
+    elif "latent_dim" in (model.get("generator") or {}):
+        key, value = "model.generator.latent_dim", model.generator.latent_dim
+    else:
+        return
+    if not _number(value) or value != int(value) or value < 1:
+        raise UsageError(f"{key}={value} must be an integer >= 1 (the noise size), e.g. {key}=100")
+
+
+def _device_count(devices) -> int | None:
+    """How many processes `trainer.devices` asks for; None for 'auto' / -1 (Lightning decides)."""
+    if isinstance(devices, str):
+        devices = devices.strip()
+        if "," in devices:
+            return len([d for d in devices.split(",") if d.strip()])
+        if not devices.lstrip("-").isdigit():
+            return None
+        devices = int(devices)
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return devices if devices >= 0 else None
+    try:
+        return len(devices)
+    except TypeError:
+        return None
+
+
+def _check_devices(cfg: DictConfig) -> None:
+    trainer = cfg.get("trainer") or {}
+    count = _device_count(trainer.get("devices", 1))
+    strategy = trainer.get("strategy", "auto")
+    # G and D each run a backward alone: plain DDP fails on the unused parameters (Lightning
+    # #20328), so more than one device needs a find_unused strategy, which trainer=ddp sets.
+    # A strategy given as an object (`_target_`) is the user's own choice: let it through.
+    if count is not None and count > 1 and isinstance(strategy, str) and (
+            "find_unused_parameters_true" not in strategy):
+        raise UsageError(
+            f"trainer.devices={trainer.get('devices')} needs trainer=ddp (strategy "
+            f"ddp_find_unused_parameters_true; got trainer.strategy={strategy}): a GAN step "
+            f"leaves G or D unused, which plain DDP refuses")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise UsageError for a config that cannot train."""
+    _check_latent_dim(cfg)
+    _check_lr(cfg)
+    _check_devices(cfg)

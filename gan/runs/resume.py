@@ -1,0 +1,137 @@
+"""Runs that can stop anywhere and go on exactly: RNG states, step checkpoints, interruption,
+status.json, and the final artefacts of a run killed after its last checkpoint.
+
+What decides the next step, and where a checkpoint keeps it:
+- weights, optimizer states, EMA copy, fixed noise: Lightning's `state_dict`/`optimizer_states`;
+- G and D step counters: `gan_counters` (gan/core/module.py);
+- the data position (epoch and batch within it): Lightning's `loops` + ShuffledBatches' state;
+- the random streams z, DiffAugment, instance noise, GP eps, dropout draw from: `rng_states`,
+  one entry per global rank (python, numpy, torch CPU, every CUDA device), taken when the
+  checkpoint is written and put back just before the first resumed step.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from gan.io.artefacts import update_status
+from gan.io.checkpoint import remove_stale_temps
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_dir(trainer: L.Trainer) -> Path:
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+class Resumable(Checkpoint):
+    """Always on in gan.train (not a config callback: resuming must not depend on one).
+
+    - `every_n_batches`: also write `checkpoints/last.ckpt` every n training batches, so a long
+      epoch killed halfway loses at most n batches (config key `save_every_n_batches`);
+    - SIGTERM (a scheduler's preemption, `kill`) or Ctrl-C: finish the current batch, write
+      `checkpoints/last.ckpt` at that step, mark the run `interrupted`; gan.train then prints
+      the command that resumes it and exits non-zero (a second Ctrl-C stops at once);
+    - status.json: `running` (with g_step, d_step) at the start and at every checkpoint;
+    - removes partial checkpoint files a killed write left behind.
+
+    A Lightning `Checkpoint`, so the Trainer runs its hooks after every other callback's: a
+    checkpoint written here holds the EMA update and counters of the batch just finished."""
+
+    def __init__(self, every_n_batches: int | None = None):
+        if every_n_batches is not None and every_n_batches < 1:
+            raise ValueError(f"save_every_n_batches must be >= 1 or null, got {every_n_batches}")
+        self.every_n_batches = every_n_batches
+        self.started = False  # fit reached on_train_start (Lightning skips it at budget's end)
+        self.signal: str | None = None
+        self._previous_sigint = None
+
+    @property
+    def last_path(self) -> Path:
+        return checkpoint_dir(self._trainer) / "last.ckpt"
+
+    def setup(self, trainer, pl_module, stage):
+        self._trainer = trainer
+        if trainer.is_global_zero and checkpoint_dir(trainer).is_dir():
+            remove_stale_temps(checkpoint_dir(trainer))
+
+    def _status(self, pl_module, **fields) -> None:
+        if self._trainer.is_global_zero:
+            update_status(self._trainer.default_root_dir, g_step=pl_module.g_step,
+                          d_step=pl_module.d_step, epoch=self._trainer.current_epoch, **fields)
+
+    def on_train_start(self, trainer, pl_module):
+        self.started = True
+        self._status(pl_module, status="running")
+        if threading.current_thread() is threading.main_thread():  # (signals: main thread only)
+            self._previous_sigint = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame):
+        # Ctrl-C raises KeyboardInterrupt wherever the step is (between D's and G's update,
+        # say); saving then would not resume exactly. Go Lightning's SIGTERM way instead: it
+        # stops after the batch. A second Ctrl-C interrupts at once.
+        self.signal = "SIGINT"
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.raise_signal(signal.SIGTERM)
+
+    def _restore_sigint(self):
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_train_end(self, trainer, pl_module):
+        self._restore_sigint()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        n = self.every_n_batches
+        if n and (batch_idx + 1) % n == 0 and batch_idx + 1 < trainer.num_training_batches:
+            # the epoch's end has its own save
+            trainer.save_checkpoint(self.last_path, weights_only=False)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        self._status(pl_module, status="running")
+
+    def on_exception(self, trainer, pl_module, exception):
+        self._restore_sigint()
+        if not isinstance(exception, SIGTERMException):
+            return  # a failure, or a second Ctrl-C mid-step: gan.train records it
+        self.signal = self.signal or "SIGTERM"
+        # Lightning raised this after a whole batch (or epoch): a consistent point to save.
+        trainer.save_checkpoint(self.last_path, weights_only=False)
+        self._status(pl_module, status="interrupted", signal=self.signal,
+                     ckpt_path=str(self.last_path))
+
+
+def finish_without_training(trainer: L.Trainer, module: L.LightningModule) -> None:
+    """Lightning skips fit, on_train_end included, when a resumed checkpoint has already reached
+    the budget (max_epochs/max_steps). A run killed between its last checkpoint and its final
+    metrics would then never write metrics.json and samples/final.png: run the end-of-training
+    hooks of the run's own callbacks (not Lightning's: progress bar, checkpointing)."""
+    log.info("the checkpoint already reached the budget: writing the final artefacts only")
+    for callback in trainer.callbacks:
+        if not type(callback).__module__.startswith("lightning."):
+            callback.on_train_end(trainer, module)
+
+
+def resume_command(ckpt_path: Path) -> str:
+    """The command line that resumes this run (same overrides, same run dir)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    overrides = [o for o in hydra.overrides.task if not o.startswith("ckpt_path=")]
+    run_dir = f"hydra.run.dir={hydra.runtime.output_dir}"
+    args = [*overrides, f"ckpt_path={ckpt_path}"]
+    if not any(o.startswith("hydra.run.dir=") for o in hydra.overrides.hydra):
+        args.append(run_dir)
+    else:
+        args += [o for o in hydra.overrides.hydra if o.startswith("hydra.run.dir=")]
+    quoted = " ".join(f"'{a}'" if any(c in a for c in " []{},*?$") else a for a in args)
+    return f"python -m gan.train {quoted}"

@@ -1,0 +1,153 @@
+"""The one place a run is wired: the module, its tricks, the callbacks and the Trainer, from a
+composed config plus any extra callbacks. `gan.train`, `gan.bench` and the tests all come
+through here, so what a test or a benchmark trains is what a user trains.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from gan.core.module import GAN
+from gan.io.artefacts import read_status, update_status
+from gan.io.checkpoint import AtomicCheckpointIO
+from gan.io.config import build
+from gan.io.errors import usage_error
+from gan.runs.checks import check_config
+from gan.runs.compile import compile_nets
+from gan.runs.resources import job_resources
+from gan.runs.resume import Resumable, finish_without_training
+
+log = logging.getLogger(__name__)
+
+
+def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
+    """The GAN module and its tricks (which are also callbacks), wired from a composed config.
+    Every entry point, test and benchmark builds a module through here."""
+    datamodule = datamodule if datamodule is not None else build(cfg.data)
+    shapes = {"img_shape": datamodule.img_shape, "num_classes": datamodule.num_classes}
+    tricks = [build(node) for node in (cfg.get("tricks") or {}).values()]
+    module = GAN(
+        generator=build(cfg.model.generator, **shapes),
+        discriminator=build(cfg.model.discriminator, **shapes),
+        loss=build(cfg.loss),
+        optimizer_g=build(cfg.optim.generator),
+        optimizer_d=build(cfg.optim.discriminator),
+        tricks=tricks,
+        n_fixed=cfg.n_fixed,
+        seed=cfg.seed,
+        max_consecutive_skips=cfg.get("guard", {}).get("max_consecutive_skips", 20),
+        config=stored_config(cfg, datamodule),
+        **shapes,
+    )
+    if cfg.get("compile"):
+        compile_nets(module)
+    return module, tricks
+
+
+def stored_config(cfg: DictConfig, datamodule) -> dict:
+    """The resolved config a checkpoint carries, with the dataset's registry name
+    (`data.name`): entry points that read a checkpoint know its data without a class path."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if getattr(datamodule, "name", None):
+        config["data"]["name"] = datamodule.name
+    return config
+
+
+class Interrupted(SystemExit):
+    """SIGTERM or Ctrl-C stopped training after a checkpoint at that step was written."""
+
+    def __init__(self, signal_name: str, ckpt_path: Path):
+        super().__init__(130 if signal_name == "SIGINT" else 143)  # 128 + the signal's number
+        self.signal_name, self.ckpt_path = signal_name, ckpt_path
+
+    def __reduce__(self):  # a joblib job sends it to the sweep process: rebuild from these
+        return type(self), (self.signal_name, self.ckpt_path)
+
+
+def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (),
+        datamodule=None) -> tuple[L.Trainer, GAN]:
+    """Build and train, with `callbacks` added after the configured ones (tests and benchmarks
+    observe a run this way). Bad input (a ValueError/FileNotFoundError raised before the first
+    training step, while building or loading data) comes out as one-line UsageError."""
+    check_config(cfg)
+    built: dict[str, GAN] = {}
+    try:
+        return _fit(cfg, built, list(callbacks), datamodule)
+    except Exception as err:
+        usage = usage_error(err)
+        if usage is None or getattr(built.get("module"), "started", False):
+            raise  # a failure during training is not bad input: keep its traceback
+        raise usage from err
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], **device_kwargs) -> L.Trainer:
+    """The Trainer of a run: the configured callbacks and budget, then `callbacks` (the module's
+    tricks, Resumable, extras), the configured logger, and atomic checkpoint writes. The only
+    place in gan/ that builds a Trainer."""
+    configured = [build(node) for node in (cfg.get("callbacks") or {}).values()
+                  if node is not None]
+    if cfg.get("budget") is not None:  # stops the run; records what it spent in status.json
+        configured.append(build(cfg.budget))
+    return build(cfg.trainer, callbacks=configured + callbacks, logger=build(cfg.logger),
+                 plugins=[AtomicCheckpointIO()], **device_kwargs)
+
+
+def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Trainer, GAN]:
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = datamodule if datamodule is not None else build(cfg.data)
+    module, tricks = build_module(cfg, datamodule)
+    built["module"] = module
+    if cfg.get("critic_norm"):  # the loss chose the critic's normalisation: say so
+        log.info("loss=%s asks for a %s-normalised critic; D uses norm=%s",
+                 cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
+                 cfg.model.discriminator.get("norm", "n/a"))
+    resumable = Resumable(cfg.get("save_every_n_batches"))  # signals, RNG, status: always on
+    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN else None
+    # A parallel sweep job: threads = cores / parallel jobs, and a GPU of its own.
+    with job_resources(cfg, hydra_cfg, sweep_dir) as device_kwargs:
+        trainer = build_trainer(cfg, tricks + [resumable] + extra, **device_kwargs)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        except SIGTERMException:  # Lightning's exit after a signal; Resumable saved last.ckpt
+            raise Interrupted(resumable.signal or "SIGTERM", resumable.last_path) from None
+        if cfg.ckpt_path is not None and not resumable.started:
+            finish_without_training(trainer, module)  # killed after the last checkpoint
+    if trainer.is_global_zero:
+        update_status(trainer.default_root_dir, status="done", g_step=module.g_step,
+                      d_step=module.d_step, epoch=trainer.current_epoch)
+    return trainer, module
+
+
+def objective(trainer: L.Trainer, name: str | None) -> float | None:
+    """The value of `metric` after training: the final metrics (metrics.json) where a callback
+    computed them, else the last logged value (e.g. `train/g_loss`)."""
+    if name is None:
+        return None
+    values = dict(trainer.callback_metrics)
+    for callback in trainer.callbacks:
+        values.update(getattr(callback, "final", {}))
+    if name not in values:  # e.g. val/fid with data=fake: the run itself is fine
+        log.warning("metric=%s was not logged; logged keys: %s", name, ", ".join(sorted(values)))
+        return None
+    return float(values[name])
+
+
+def finished(out: Path, name: str | None) -> tuple[bool, float | None]:
+    """(True, its metric) when the run dir `out` already holds a finished run (`skip_done`)."""
+    if read_status(out).get("status") not in ("done", "diverged"):
+        return False, None
+    metrics = out / "metrics.json"
+    values = json.loads(metrics.read_text())["metrics"] if metrics.is_file() else {}
+    return True, (float(values[name]) if name in values else None)

@@ -1,0 +1,100 @@
+"""Sample grids during training: the fixed-noise grid, and one row per class for a conditional G."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torchvision.utils import save_image
+
+from gan.core.drawing import is_conditional, to_grid
+
+log = logging.getLogger(__name__)
+
+
+class SampleGrid(L.Callback):
+    """Grids of the module's fixed noise every `every_n_epochs` epochs and/or `every_n_steps`
+    G steps, plus one grid of real images at the start and a final grid at the end.
+
+    Each grid goes to TensorBoard (`samples/...`, x-axis = G step) and to a PNG in
+    `<run dir>/samples/`."""
+
+    def __init__(self, every_n_epochs: int | None = 1, every_n_steps: int | None = None,
+                 nrow: int = 8):
+        for name, value in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
+            if value is not None and value < 1:
+                raise ValueError(f"callbacks.samples.{name} must be >= 1 or null, got {value}")
+        self.every_n_epochs, self.every_n_steps, self.nrow = every_n_epochs, every_n_steps, nrow
+        self._last_logged_step = -1
+
+    def _log(self, trainer, tag: str, images: torch.Tensor, filename: str) -> None:
+        grid = to_grid(images, self.nrow)
+        out = Path(trainer.default_root_dir) / "samples"
+        out.mkdir(parents=True, exist_ok=True)
+        save_image(grid, out / filename)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(tag, grid, trainer.lightning_module.g_step)
+
+    @rank_zero_only
+    def _log_fixed(self, trainer, pl_module, filename: str) -> None:
+        self._last_logged_step = pl_module.g_step
+        images = pl_module.sample(pl_module.fixed_z, pl_module.fixed_labels)
+        self._log(trainer, "samples/fixed_noise", images, filename)
+
+    @rank_zero_only
+    def on_train_start(self, trainer, pl_module):
+        real = trainer.datamodule.train_images[: len(pl_module.fixed_z)]
+        self._log(trainer, "samples/real", real.float() / 127.5 - 1, "real.png")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = pl_module.g_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_logged_step:
+            self._log_fixed(trainer, pl_module, f"step{step:07d}.png")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            self._log_fixed(trainer, pl_module, f"epoch{epoch:03d}.png")
+
+    def on_train_end(self, trainer, pl_module):
+        self._log_fixed(trainer, pl_module, "final.png")
+
+
+class ClassGrid(SampleGrid):
+    """One row per class, one fixed noise vector per column, so a column shows what the label
+    alone changes and a row how well one class covers its variations.
+
+    Logged on SampleGrid's schedule (`every_n_epochs` / `every_n_steps`, and at the end) to
+    TensorBoard as `samples/per_class` and to `<run dir>/samples/per_class_*.png`. A no-op when
+    the generator is not conditional (no `conditional` attribute, or it is False), so it can sit
+    in the default callbacks."""
+
+    def __init__(self, every_n_epochs: int | None = 1, every_n_steps: int | None = None,
+                 n_per_class: int = 8, seed: int = 0):
+        super().__init__(every_n_epochs, every_n_steps, nrow=n_per_class)
+        if n_per_class < 1:
+            raise ValueError(f"callbacks.per_class.n_per_class must be >= 1, got {n_per_class}")
+        self.n_per_class, self.seed = n_per_class, seed
+
+    def on_train_start(self, trainer, pl_module):
+        pass  # SampleGrid already logs the real images
+
+    @rank_zero_only
+    def _log_fixed(self, trainer, pl_module, filename: str) -> None:
+        if not is_conditional(pl_module.generator):
+            return
+        self._last_logged_step = pl_module.g_step
+        num_classes = pl_module.hparams.num_classes
+        # The same columns every time (and across resumes): noise from a fixed seed.
+        g = torch.Generator().manual_seed(self.seed)
+        z = torch.randn(self.n_per_class, pl_module.latent_dim, generator=g)
+        z = z.repeat(num_classes, 1).to(pl_module.device)  # (classes * n_per_class, latent_dim)
+        labels = torch.arange(num_classes, device=pl_module.device)
+        labels = labels.repeat_interleave(self.n_per_class)  # (classes * n_per_class,): row-major
+        images = pl_module.sample(z, labels)
+        self._log(trainer, "samples/per_class", images, f"per_class_{filename}")

@@ -1,0 +1,49 @@
+"""A trained generator from a checkpoint, ready to draw: what generate, evaluate, project and
+export share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from gan.core.drawing import cycled_labels, draw, is_conditional
+from gan.io.checkpoint import generator_weights, load_checkpoint, mismatch_error, shape_errors
+from gan.io.config import build
+
+
+class Sampler:
+    """A generator restored from a training checkpoint, callable as `sampler(n) -> images`."""
+
+    def __init__(self, ckpt_path: str | Path, device: str = "cpu"):
+        path = Path(ckpt_path)
+        ckpt = load_checkpoint(path)
+        hparams = ckpt["hyper_parameters"]
+        self.config = OmegaConf.create(hparams["config"])
+        self.img_shape = tuple(hparams["img_shape"])
+        self.num_classes = hparams["num_classes"]
+        self.generator = build(self.config.model.generator, img_shape=self.img_shape,
+                               num_classes=self.num_classes)
+        weights = generator_weights(ckpt["state_dict"])
+        errors = shape_errors("generator", weights, self.generator.state_dict())
+        if errors:
+            raise mismatch_error(path, "ckpt_path", hparams["config"], hparams["config"], errors)
+        self.generator.load_state_dict(weights)
+        self.generator.to(device).eval()
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def __call__(self, n: int, label: int | None = None, batch_size: int = 1000,
+                 seed: int = 0) -> torch.Tensor:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if label is not None and not is_conditional(self.generator):
+            raise ValueError("label= needs a conditional checkpoint (trained with "
+                             "model.conditional=true)")
+        if label is not None and not 0 <= label < self.num_classes:
+            raise ValueError(f"label={label} is outside 0..{self.num_classes - 1}")
+        labels = (torch.full((n,), label) if label is not None
+                  else cycled_labels(n, self.num_classes))
+        return draw(self.generator, n, self.generator.latent_dim, labels.to(self.device), seed,
+                    batch_size)

@@ -1,0 +1,71 @@
+"""TensorBoard HParams: each run's swept keys with its final metrics, so the HPARAMS tab of
+`tensorboard --logdir <sweep dir>` lists the jobs of a sweep side by side and sorts them."""
+
+from __future__ import annotations
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import OmegaConf
+from torch.utils.tensorboard.summary import hparams
+
+TRAIN_KEYS = ("train/d_loss", "train/g_loss")  # last values: metrics where there is no classifier
+
+
+def override_params(overrides: list[str], config: dict) -> dict[str, float | int | str | bool]:
+    """`key=value` overrides as hparams: the resolved value where the key is a config value
+    (`optim.lr_g=1e-3` -> 0.001), else the option chosen (`loss=hinge` -> "hinge")."""
+    cfg = OmegaConf.create(config)
+    params: dict = {}
+    for override in overrides:
+        key, _, raw = override.lstrip("+~").partition("=")
+        if key.startswith("hydra.") or key in ("ckpt_path", "init_from"):
+            continue
+        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        if not isinstance(value, (int, float, str, bool)):
+            value = raw  # a group choice, or a list/dict: its text
+        params[key] = value
+    params.setdefault("seed", config.get("seed"))
+    return params
+
+
+def job_overrides() -> list[str]:
+    """This job's overrides; in a sweep, only the swept ones (the keys that tell jobs apart:
+    TensorBoard shows the first few hparams columns only)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from gan.io.artefacts import swept_keys
+
+    if not HydraConfig.initialized():
+        return []
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        swept = set(swept_keys(hydra_cfg.sweep.dir))
+        if swept:
+            overrides = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in swept]
+    return overrides
+
+
+class HParams(L.Callback):
+    """At the end of training (after the Metrics callback wrote the final metrics), writes the
+    hparams plugin's session records with `final/<metric>` scalars at the last G step."""
+
+    def on_train_end(self, trainer, pl_module):
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers or not trainer.is_global_zero:
+            return
+        final: dict[str, float] = {}
+        for callback in trainer.callbacks:
+            final.update(getattr(callback, "final", {}))
+        for key in TRAIN_KEYS:
+            if key in trainer.callback_metrics:
+                final[key] = float(trainer.callback_metrics[key])
+        metrics = {"final/" + key.split("/", 1)[-1]: value for key, value in final.items()}
+        params = override_params(job_overrides(), pl_module.hparams.get("config") or {})
+        writer = loggers[0].experiment
+        for summary in hparams(params, metrics):
+            writer.file_writer.add_summary(summary)
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value, pl_module.g_step)
+        writer.flush()

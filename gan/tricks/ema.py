@@ -1,0 +1,65 @@
+"""An exponential moving average of G's weights (Karras et al. 2018; Yazici et al. 2019): the
+generator grids, metrics and `gan.generate` draw from."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from gan.core.trick import Trick
+
+
+class EMA(Trick):
+    """Exponential moving average of G's weights (Karras et al. 2018; Yazıcı et al. 2019):
+    after each G step, `ema = decay * ema + (1 - decay) * G`. Grids, generation and metrics
+    sample the average, which is smoother than the last iterate.
+
+    The copy is registered as `pl_module.generator_ema` in `setup`, so checkpoints hold it under
+    `generator_ema.` (gan.generate prefers those keys) and resuming restores it; it has no
+    gradients and configure_optimizers never sees it. Buffers (BatchNorm running statistics) are
+    copied, not averaged, as in StyleGAN2-ADA: averaged statistics would not match any weights.
+    Before G step `start_step` the average just copies G (BigGAN's ema_start); `warmup` uses
+    decay_t = min(decay, (1 + t) / (10 + t)) for t steps since the start, so early averages do
+    not drag in the random initialisation."""
+
+    def __init__(self, decay: float = 0.999, start_step: int = 0, warmup: bool = False):
+        if not 0.0 <= decay < 1.0 or start_step < 0:
+            raise ValueError(f"tricks.ema needs 0 <= decay < 1 and start_step >= 0, "
+                             f"got decay={decay}, start_step={start_step}")
+        self.decay, self.start_step, self.warmup = decay, start_step, warmup
+        self.ema: torch.nn.Module | None = None
+        self._seen_g_step = 0
+
+    def setup(self, trainer, pl_module, stage):
+        if getattr(pl_module, "generator_ema", None) is None:
+            pl_module.generator_ema = copy.deepcopy(pl_module.generator).requires_grad_(False)
+        self.ema = pl_module.generator_ema
+
+    def decay_at(self, g_step: int) -> float:
+        """The decay for the update after G step `g_step` (counted from 1); 0 means copy."""
+        if g_step <= self.start_step:
+            return 0.0
+        t = g_step - self.start_step
+        return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, generator: torch.nn.Module, decay: float) -> None:
+        ema_params = dict(self.ema.named_parameters())
+        for name, p in generator.named_parameters():
+            ema_params[name].lerp_(p.detach(), 1.0 - decay)  # decay * ema + (1 - decay) * p
+        ema_buffers = dict(self.ema.named_buffers())
+        for name, b in generator.named_buffers():
+            ema_buffers[name].copy_(b)
+
+    def on_train_start(self, trainer, pl_module):
+        self._seen_g_step = pl_module.g_step  # restored by now when resuming
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # With n_critic > 1 not every batch has a G step: update only after one.
+        if pl_module.g_step != self._seen_g_step:
+            self._seen_g_step = pl_module.g_step
+            self.update(pl_module.generator, self.decay_at(pl_module.g_step))
+
+    def sampling_generator(self, generator):
+        return self.ema if self.ema is not None else generator
