@@ -12,7 +12,8 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from gan.io.config import CONF_DIR, compose_train  # noqa: F401 (tests import it from here)
+from gan.io.config import CONF_DIR, compose_config, compose_train  # noqa: F401 (tests import them)
+from gan.runs.wiring import build_module
 
 REPO = Path(__file__).resolve().parent.parent
 # Small and fast: synthetic data, CPU, no progress bar. Tests add what they check.
@@ -26,6 +27,36 @@ FAST = [
     "trainer.log_every_n_steps=1",
     "n_fixed=16",
 ]
+
+
+# The tiny nets most unit tests train: the architectures as configured, a few units wide.
+TINY_MLP = ["model=mlp", "model.latent_dim=8", "model.generator.hidden=[16]",
+            "model.discriminator.hidden=[16]", "trainer.limit_train_batches=2"]
+TINY_DCGAN = ["model=dcgan", "model.latent_dim=8", "model.generator.width=4",
+              "model.discriminator.width=4", "trainer.limit_train_batches=2"]
+
+
+def compose(name: str, *overrides: str) -> DictConfig:
+    """The one compose helper: conf/<name>.yaml with `overrides`, no run dir."""
+    cfg = compose_config(name, list(overrides))
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def tiny_module(cfg: DictConfig, n_fixed: int | None = None):
+    """The GAN (and its tricks) `gan.train` would build from `cfg`, same seed and init, set up as
+    Trainer.fit sets tricks up, without a Trainer."""
+    import torch
+    from omegaconf import open_dict
+
+    if n_fixed is not None:
+        with open_dict(cfg):
+            cfg.n_fixed = n_fixed
+    torch.manual_seed(cfg.seed)
+    module, tricks = build_module(cfg)
+    for trick in tricks:
+        trick.setup(None, module, "fit")
+    return module
 
 
 @pytest.fixture

@@ -1,30 +1,26 @@
-"""gan.sampling.grids.ClassGrid: one row per class, fixed noise per column, no-op unless conditional."""
+"""gan.sampling.grids.ClassGrid: one row per class, fixed noise per column, no-op unless
+conditional."""
 
 from __future__ import annotations
 
-from functools import partial
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from gan.core.losses import BCE
 from gan.core.module import GAN
-from gan.networks import mlp
 from gan.sampling.grids import ClassGrid
+from tests.conftest import FAST, TINY_MLP, compose_train, tiny_module
 
 
-def module(conditional: bool) -> GAN:
-    shapes = {"img_shape": (1, 28, 28), "num_classes": 10}
-    torch.manual_seed(0)
-    return GAN(mlp.Generator(hidden=(32,), conditional=conditional, **shapes),
-               mlp.Discriminator(hidden=(32,), conditional=conditional, **shapes),
-               BCE(), partial(torch.optim.Adam), partial(torch.optim.Adam), **shapes)
+def module(conditional: bool, run_dir) -> GAN:
+    return tiny_module(compose_train([*FAST, *TINY_MLP, "seed=0",
+                                      f"model.conditional={str(conditional).lower()}"], run_dir))
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["uncond", "cond"])
 def test_class_grid(tmp_path, conditional):
-    gan, grid = module(conditional), ClassGrid(n_per_class=3, seed=5)
+    gan, grid = module(conditional, tmp_path), ClassGrid(n_per_class=3, seed=5)
     trainer = SimpleNamespace(default_root_dir=str(tmp_path), loggers=[])
     logged = []
     grid._log = lambda trainer, tag, images, filename: logged.append((tag, images, filename))
@@ -41,6 +37,6 @@ def test_class_grid(tmp_path, conditional):
 
 
 def test_class_grid_writes_png(tmp_path):
-    ClassGrid(n_per_class=2)._log_fixed(SimpleNamespace(default_root_dir=str(tmp_path),
-                                                        loggers=[]), module(True), "x.png")
+    trainer = SimpleNamespace(default_root_dir=str(tmp_path), loggers=[])
+    ClassGrid(n_per_class=2)._log_fixed(trainer, module(True, tmp_path), "x.png")
     assert (tmp_path / "samples" / "per_class_x.png").is_file()

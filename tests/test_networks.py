@@ -12,16 +12,15 @@ from functools import cache
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from gan.io.config import CONF_DIR, build
+from gan.io.config import build
 from gan.networks import sagan
 from gan.networks.sagan import SelfAttention
 from gan.runs.wiring import fit
 from gan.sampling.sampler import Sampler
 from gan.tricks.spectral_norm import apply_spectral_norm
+from tests.conftest import compose, compose_train
 
 ARCHS = ("mlp", "dcgan", "resnet", "sagan")
 # Narrow nets keep the file fast; the architecture (and what is tested) is unchanged.
@@ -38,8 +37,7 @@ NUM_CLASSES = 10
 @cache
 def model_config(arch: str, conditional: bool, small: bool = True) -> DictConfig:
     overrides = [f"model={arch}", f"model.conditional={str(conditional).lower()}"]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides + (SMALL[arch] if small else []))
+    return compose("train", *overrides, *(SMALL[arch] if small else []))
 
 
 def nets(arch: str, conditional: bool, img_shape=(1, 28, 28), small: bool = True):
@@ -149,11 +147,7 @@ def trained(request, tmp_path_factory):
                  "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                  "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
                  "trainer.enable_model_summary=false", *SMALL[arch]]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)  # what ${hydra:runtime.output_dir} resolves to
-    HydraConfig.instance().set_config(cfg)
+    cfg = compose_train(overrides, out)
     with open_dict(cfg):
         del cfg.hydra  # as @hydra.main hands it to train.main
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from gan.io.config import CONF_DIR
+from tests.conftest import compose, compose_config
 
 VARIANTS = sorted(p.stem for p in (Path(CONF_DIR) / "variant").glob("*.yaml"))
 
@@ -26,10 +26,7 @@ def flat(node: dict, prefix: str = "") -> dict:
 
 
 def composed(*overrides: str) -> dict:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides))
-    return flat(OmegaConf.to_container(cfg, resolve=False))
+    return flat(OmegaConf.to_container(compose("train", *overrides), resolve=False))
 
 
 def claimed(variant: str) -> list[str]:
@@ -95,10 +92,8 @@ def test_default_recipe_is_pinned(default):
     assert {k.split(".")[1] for k in default if k.startswith("tricks.")} == {"ema"}
 
 
-def test_study_sweeps_every_variant_over_three_seeds_at_one_budget():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["+study=tutorial"], return_hydra_config=True)
+def test_study_sweeps_every_variant_over_three_seeds_at_one_budget(tmp_path):
+    cfg = compose_config("train", ["+study=tutorial"], run_dir=tmp_path)
     params = cfg.hydra.sweeper.params
     assert sorted(params["+variant"].split(",")) == VARIANTS
     assert params["seed"] == "0,1,2"

@@ -13,7 +13,6 @@ from PIL import Image
 from torch import nn
 
 from gan.core.losses import WGANGP, WGANLP
-from gan.core.module import GAN
 from gan.data.folder import AugmentedBatches, FolderData, RandomAffine
 from gan.io.config import build
 from gan.runs.wiring import fit
@@ -24,25 +23,7 @@ from gan.tricks.ema import EMA
 from gan.tricks.freeze_d import FreezeD, layers_in_order
 from gan.tricks.penalties import R1, R2, L2Penalty
 from gan.tricks.spectral_norm import effective_weight
-from tests.conftest import FAST, compose_train
-
-TINY_MLP = ["model=mlp", "model.latent_dim=8", "model.generator.hidden=[16]",
-            "model.discriminator.hidden=[16]", "trainer.limit_train_batches=2"]
-TINY_DCGAN = ["model=dcgan", "model.latent_dim=8", "model.generator.width=4",
-              "model.discriminator.width=4", "trainer.limit_train_batches=2"]
-
-
-def make_module(cfg) -> GAN:
-    """The GAN gan.train would build (same seed, same init), without a Trainer."""
-    torch.manual_seed(cfg.seed)
-    shapes = {"img_shape": tuple(cfg.data.img_shape), "num_classes": cfg.data.num_classes}
-    tricks = [build(node) for node in (cfg.get("tricks") or {}).values()]
-    module = GAN(build(cfg.model.generator, **shapes), build(cfg.model.discriminator, **shapes),
-                 build(cfg.loss), build(cfg.optim.generator), build(cfg.optim.discriminator),
-                 tricks, n_fixed=4, **shapes)
-    for trick in tricks:
-        trick.setup(None, module, "fit")
-    return module
+from tests.conftest import FAST, TINY_DCGAN, TINY_MLP, compose_train, tiny_module
 
 
 def as_matrix(layer: nn.Module) -> torch.Tensor:
@@ -60,7 +41,7 @@ def write_png(path, size, colour, mode="RGB"):
 # ---- spectral norm ---------------------------------------------------------------------------
 
 def test_spectral_norm_makes_every_layer_1_lipschitz(fast_cfg):
-    module = make_module(fast_cfg(*TINY_DCGAN, "tricks=[spectral_norm]",
+    module = tiny_module(fast_cfg(*TINY_DCGAN, "tricks=[spectral_norm]",
                                   "++tricks.spectral_norm.generator=true"))
     layers = [m for net in (module.generator, module.discriminator) for m in net.modules()
               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
@@ -80,7 +61,7 @@ def test_spectral_norm_makes_every_layer_1_lipschitz(fast_cfg):
 
 def test_spectral_norm_checkpoint_is_plain_and_resumes_exactly(fast_cfg):
     cfg = fast_cfg(*TINY_DCGAN, "tricks=[spectral_norm]")
-    module = make_module(cfg)
+    module = tiny_module(cfg)
     module.discriminator(torch.randn(2, 1, 28, 28))  # move u, v away from their init
     state = module.state_dict()
     conv = module.discriminator.features[0]
@@ -93,7 +74,7 @@ def test_spectral_norm_checkpoint_is_plain_and_resumes_exactly(fast_cfg):
     module.eval(), plain.eval()
     torch.testing.assert_close(plain(x), module.discriminator(x))
     # A fresh SN module gets the exact parametrisation state back (original, u, v).
-    fresh = make_module(cfg)
+    fresh = tiny_module(cfg)
     fresh.load_state_dict(state)
     sn = conv.parametrizations.weight
     sn_fresh = fresh.discriminator.features[0].parametrizations.weight
@@ -104,7 +85,7 @@ def test_spectral_norm_checkpoint_is_plain_and_resumes_exactly(fast_cfg):
 # ---- EMA -------------------------------------------------------------------------------------
 
 def test_ema_update_equals_its_formula(fast_cfg):
-    module = make_module(fast_cfg(*TINY_DCGAN, "tricks=[]"))  # no EMA but the one built here
+    module = tiny_module(fast_cfg(*TINY_DCGAN, "tricks=[]"))  # no EMA but the one built here
     ema = EMA(decay=0.9, start_step=2)
     ema.setup(None, module, "fit")
     assert module.sampling_generator() is module.generator  # tricks were bound at construction
@@ -219,7 +200,7 @@ def test_r1_r2_equal_the_hand_computed_gradient_norm():
 
 
 def test_l2_penalty_on_d_weights_only(fast_cfg):
-    module = make_module(fast_cfg(*TINY_MLP))
+    module = tiny_module(fast_cfg(*TINY_MLP))
     l2 = L2Penalty(weight=0.1)
     l2.setup(None, module, "fit")
     weights = [m.weight for m in module.discriminator.modules() if isinstance(m, nn.Linear)]
@@ -248,7 +229,7 @@ def test_lp_is_zero_for_a_lipschitz_critic_and_positive_otherwise():
 # ---- dropout, FreezeD ------------------------------------------------------------------------
 
 def test_dropout_follows_every_hidden_activation(fast_cfg):
-    module = make_module(fast_cfg(*TINY_DCGAN))
+    module = tiny_module(fast_cfg(*TINY_DCGAN))
     keys = set(module.discriminator.state_dict())
     DiscriminatorDropout(p=0.4).setup(None, module, "fit")
     DiscriminatorDropout(p=0.4).setup(None, module, "fit")  # idempotent
@@ -259,14 +240,14 @@ def test_dropout_follows_every_hidden_activation(fast_cfg):
 
 
 def test_freeze_d_freezes_exactly_k_layers(fast_cfg):
-    module = make_module(fast_cfg(*TINY_DCGAN))
+    module = tiny_module(fast_cfg(*TINY_DCGAN))
     FreezeD(layers=2).setup(None, module, "fit")
     layers = layers_in_order(module.discriminator)  # conv0, conv1 + norm, head
     frozen = [all(not p.requires_grad for m in layer for p in m.parameters()) for layer in layers]
     assert frozen == [True, True, False]
     assert module.discriminator.features[4].weight.requires_grad is False  # conv1's norm
     with pytest.raises(ValueError, match="would freeze all of D"):
-        FreezeD(layers=3).setup(None, make_module(fast_cfg(*TINY_DCGAN)), "fit")
+        FreezeD(layers=3).setup(None, tiny_module(fast_cfg(*TINY_DCGAN)), "fit")
 
 
 # ---- data=folder -----------------------------------------------------------------------------
@@ -336,13 +317,24 @@ def test_init_from_loads_weights_and_names_mismatched_shapes(source_ckpt, fast_c
     ["loss=wgan_lp", "trainer.limit_train_batches=5"],
     ["tricks=[spectral_norm,ema,diffaugment,r1,dropout,l2,freeze_d]", *TINY_DCGAN],
 ], ids=lambda o: o[0])
-def test_option_trains_with_finite_losses(fast_cfg, overrides):
+def test_option_trains_and_changes_the_run(fast_cfg, overrides):
+    """Each option trains with finite losses AND changes what training produced: D's weights, or
+    the images the sampling generator draws (EMA), differ from the same run without it."""
     model = [] if "model=dcgan" in overrides else TINY_MLP
     _, module = fit(fast_cfg(*model, *overrides))
     metrics = module.trainer.callback_metrics
     for key in ("train/d_loss", "train/g_loss", "train/d_penalty"):
         assert math.isfinite(float(metrics[key])), key
     assert module.g_step >= 1
+    option = overrides[0]  # the run without it: no tricks, or the default loss
+    without = [o for o in overrides if o != option and not o.startswith("++tricks")]
+    if option.startswith("tricks"):
+        without.append("tricks=[]")
+    _, plain = fit(fast_cfg(*model, *without))
+    d, d_plain = module.discriminator.state_dict(), plain.discriminator.state_dict()
+    d_changed = d.keys() != d_plain.keys() or any(not torch.equal(d[k], d_plain[k]) for k in d)
+    drawn = [m.sample(m.fixed_z, m.fixed_labels) for m in (module, plain)]
+    assert d_changed or not torch.equal(*drawn), f"{option} changed nothing"
 
 
 def test_folder_data_trains_via_hydra(fast_cfg, tmp_path):

@@ -15,9 +15,11 @@ from gan.io.artefacts import swept_keys
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
-def compose_train(overrides: list[str], run_dir: str | Path) -> DictConfig:
-    """conf/train.yaml with `overrides`, as `python -m gan.train` would compose it in `run_dir`
-    (benchmarks and tests train without the @hydra.main entry point)."""
+def compose_config(name: str, overrides: list[str] = (), run_dir: str | Path | None = None,
+                   ) -> DictConfig:
+    """conf/<name>.yaml with `overrides`, as `python -m gan.<entry>` would compose it; with
+    `run_dir`, also as Hydra's run dir (${hydra:runtime.output_dir}), for code that trains or
+    writes without the @hydra.main entry point (benchmarks, tests)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -25,12 +27,18 @@ def compose_train(overrides: list[str], run_dir: str | Path) -> DictConfig:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
+        cfg = compose(name, overrides=list(overrides), return_hydra_config=run_dir is not None)
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def compose_train(overrides: list[str], run_dir: str | Path) -> DictConfig:
+    """conf/train.yaml with `overrides`, as `python -m gan.train` would compose it in `run_dir`."""
+    return compose_config("train", overrides, run_dir)
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
