@@ -300,8 +300,9 @@ def test_init_from_loads_weights_and_names_mismatched_shapes(source_ckpt, fast_c
     with pytest.raises(ValueError, match=r"model\.discriminator\.hidden=\[16\] \(checkpoint\) "
                                          r"vs \[24\] \(this run\)"):
         fit(cfg)
-    cfg = fast_cfg(*TINY_MLP, f"init_from={ckpt_path}", "callbacks.init_from.parts=[generator]",
-                   "trainer.limit_train_batches=0")  # load, train nothing
+    # callbacks=[]: init_from is part of the run, not a callback that the list can drop
+    cfg = fast_cfg(*TINY_MLP, f"init_from={ckpt_path}", "init_from_parts=[generator]",
+                   "callbacks=[]", "trainer.limit_train_batches=0")  # load, train nothing
     _, module = fit(cfg)
     for name, m in source.generator.named_modules():
         if hasattr(m, "parametrizations"):  # the source had SN on G: its effective weight

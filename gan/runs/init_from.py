@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 class InitFrom(L.Callback):
     """Loads `parts` (generator, discriminator) from `ckpt_path` in `setup`, before the optimizers
-    exist and before tricks re-parametrise the nets (callbacks come before tricks in the Trainer's
-    list, so spectral_norm/ema/freeze_d then act on the loaded weights). Checks every key and
+    exist and before tricks re-parametrise the nets (gan.runs.wiring puts it ahead of the tricks
+    in every run, whatever `callbacks=` says, so spectral_norm/ema/freeze_d then act on the
+    loaded weights). Checks every key and
     shape first and names each mismatch. Does nothing when `ckpt_path` is null. When a run
     resumes (`ckpt_path=`), Lightning restores the checkpoint after `setup`, so the resumed
     weights win (Trainer.ckpt_path is not yet set in `setup` to skip the load)."""
@@ -30,7 +31,7 @@ class InitFrom(L.Callback):
         self.ckpt_path = ckpt_path
         self.parts = list(parts)
         if not self.parts or not set(self.parts) <= {"generator", "discriminator"}:
-            raise ValueError(f"callbacks.init_from.parts must be a non-empty subset of "
+            raise ValueError(f"init_from_parts must be a non-empty subset of "
                              f"[generator, discriminator], got {self.parts}")
 
     def setup(self, trainer, pl_module, stage):
@@ -55,7 +56,7 @@ class InitFrom(L.Callback):
             # (img_shape, num_classes for conditional nets) for the parts it loads.
             raise mismatch_error(path, "init_from", ckpt["hyper_parameters"]["config"],
                                  pl_module.hparams.config or {}, errors,
-                                 hint=", restrict callbacks.init_from.parts,")
+                                 hint=", restrict init_from_parts=,")
         for part, source in loaded.items():
             getattr(pl_module, part).load_state_dict(source)
         log.info("init_from=%s: loaded %s", path, ", ".join(loaded))

@@ -23,6 +23,7 @@ from gan.io.config import build
 from gan.io.errors import usage_error
 from gan.runs.checks import check_config
 from gan.runs.compile import compile_nets
+from gan.runs.init_from import InitFrom
 from gan.runs.resources import job_resources
 from gan.runs.resume import Resumable, finish_without_training
 
@@ -117,7 +118,10 @@ def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Train
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN else None
     # A parallel sweep job: threads = cores / parallel jobs, and a GPU of its own.
     with job_resources(cfg, hydra_cfg, sweep_dir) as device_kwargs:
-        trainer = build_trainer(cfg, tricks + [resumable] + extra, **device_kwargs)
+        # init_from loads weights in `setup`, before the tricks re-parametrise the nets: first.
+        init = InitFrom(cfg.get("init_from"), cfg.get("init_from_parts") or ("generator",
+                                                                               "discriminator"))
+        trainer = build_trainer(cfg, [init, *tricks, resumable, *extra], **device_kwargs)
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         except SIGTERMException:  # Lightning's exit after a signal; Resumable saved last.ckpt
