@@ -87,7 +87,6 @@ class AugmentedBatches:
 
 
 class FolderData(ImageDataModule):
-    name = "folder"
     """Images from `root`; class subfolders become labels. `img_shape` and `num_classes` are
     known at construction (only folder names are listed then; decoding happens in `setup`).
 
@@ -95,6 +94,7 @@ class FolderData(ImageDataModule):
     no readable image at all is an error. There is no held-out split: `test_split()` returns the
     training images, so metrics against it measure fit to the training set, not generalisation.
     """
+    name = "folder"
 
     def __init__(self, root: str, size: int = 64, channels: int = 3,
                  augment: dict | None = None, **kwargs):

@@ -237,8 +237,8 @@ class FashionMNIST(_TorchvisionIDX):
 
 
 class FakeData(ImageDataModule):
-    name = "fake"
     """Random images of any shape, for fast tests and smoke runs without a dataset."""
+    name = "fake"
 
     def __init__(self, n: int = 512, img_shape=(1, 28, 28), num_classes: int = 10, **kwargs):
         super().__init__(**kwargs)

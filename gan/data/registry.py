@@ -15,8 +15,8 @@ def dataset_name(config: Mapping | None) -> str | None:
     """The registry name of the data a run used, from its stored config: the `data.name` a
     checkpoint written since 2026-12 carries, else the data module's class path (old or new)."""
     data = (config or {}).get("data") or {}
-    if data.get("name"):
-        return data["name"]
+    if data.get("name"):  # fake and folder data have names, but nothing to be scored against
+        return data["name"] if data["name"] in DATASETS else None
     target = current_target(str(data.get("_target_", "")))
     for name, cls in DATASETS.items():
         if target == f"{cls.__module__}.{cls.__qualname__}":
