@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gan.io.artefacts import read_status
-from gan.io.config import compose_train
+from gan.io.config import CONF_DIR, compose_train
 from gan.runs.wiring import build_module
 from tests.conftest import REPO, run_module
 
@@ -136,17 +136,31 @@ def test_test_command_is_what_ci_runs():
 
 # ---- the guides' commands: modules and config options exist ----------------------------------
 
+@pytest.fixture(scope="module")
+def group_options():
+    """Hydra's own list of a config group's options: conf/ and the installed plugins'
+    (hydra/launcher=joblib comes from hydra-joblib-launcher)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        yield lambda group: set(loader.get_group_options(group))
+    GlobalHydra.instance().clear()
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
-def test_commands_name_real_modules_and_options(page):
-    conf = REPO / "conf"
+def test_commands_name_real_modules_and_options(page, group_options):
     for module, args in python_modules(page.read_text()):
         assert module.startswith("gan.") and (REPO / f"{module.replace('.', '/')}.py").is_file(), \
             f"{page.name}: python -m {module}"
         for token in args:
-            group, _, option = token.partition("=")
-            if (conf / group).is_dir() and option and "<" not in option:  # <name>: a placeholder
+            group, _, option = token.lstrip("+~").partition("=")
+            options = group_options(group) if option and "." not in group else set()
+            if options and "<" not in option:  # <name>: a placeholder
                 for name in option.strip("[]").split(","):
-                    assert (conf / group / f"{name}.yaml").is_file(), f"{page.name}: {token}"
+                    assert name in options, f"{page.name}: {token} (options: {sorted(options)})"
 
 
 def test_the_command_parser_sees_every_python_line():
