@@ -2,7 +2,7 @@
 
 `out=*.png` (or .jpg) writes a grid; `out=*.pt` writes one float tensor (N, C, H, W) in [-1, 1],
 the format `gan.evaluate` scores. `interpolate=K` writes latent walks instead
-(gan/interpolation.py): `out` gets K slerp strips between seeded pairs of z, and for a
+(gan/sampling/walks.py): `out` gets K slerp strips between seeded pairs of z, and for a
 conditional generator `<out>_class_sweep.png` shows K seeded z each written as every class.
 Needs only the checkpoint: the generator is rebuilt from the resolved config the checkpoint
 carries, on the CPU unless `device=` says otherwise.

@@ -275,8 +275,8 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
     GlobalHydra.instance().clear()
 
 
-# README reference values: n = 10000; real = first 10000 training images vs the test split,
-# noise = seeded uniform in [-1, 1]. A change here means the README table needs updating.
+# docs/compare.md reference values: n = 10000; real = first 10000 training images vs the test split,
+# noise = seeded uniform in [-1, 1]. A change here means that table needs updating.
 REFERENCE = {
     ("mnist", "real"): {
         "fid": 1.219,
@@ -320,7 +320,7 @@ REFERENCE = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name,data_cls", [("mnist", MNIST), ("fashion_mnist", FashionMNIST)])
 def test_reference_values_at_n10000(name, data_cls, cache):
-    """The README's table, at its n = 10000."""
+    """docs/compare.md's table, at its n = 10000."""
     root = _data_root(data_cls.dataset_cls.__name__)
     train = to_unit_range(data_cls(root=root, download=False).load(train=True)[0][:10_000])
     noise = torch.rand(10_000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1

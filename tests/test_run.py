@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gan.runs.wiring import fit
-from tests.conftest import FAST, REPO, compose_train, data_root, needs_mnist, run_module
+from tests.conftest import FAST, compose_train, data_root, needs_mnist, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]
 
@@ -159,16 +159,3 @@ def test_bad_input_fails_with_a_clear_message(tmp_path, run_main, args, message)
     assert code != 0
     assert message in err + out
 
-
-def test_readme_commands_are_real():
-    """Every `python -m gan.*` line in the README names a config group option that exists."""
-    readme = (REPO / "README.md").read_text()
-    conf = REPO / "conf"
-    for line in readme.splitlines():
-        if "python -m gan." not in line:
-            continue
-        for token in line.split():
-            group, _, option = token.strip("'\"`.,;:()").partition("=")
-            if (conf / group).is_dir() and option and "<" not in option:  # <name>: a placeholder
-                for name in option.strip("[]").split(","):
-                    assert (conf / group / f"{name}.yaml").is_file(), f"{token} in: {line}"

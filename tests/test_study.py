@@ -63,7 +63,7 @@ def test_variant_changes_exactly_what_it_claims(default, variant):
 
 
 # The default recipe (`python -m gan.train` with no overrides), pinned: a change to it must be a
-# deliberate diff here and in the README's "The default recipe" figures.
+# deliberate diff here and in docs/recipes.md's "The default recipe" figures.
 DEFAULT_RECIPE = {
     "model.generator._target_": "gan.networks.dcgan.Generator",
     "model.discriminator._target_": "gan.networks.dcgan.Discriminator",

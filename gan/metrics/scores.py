@@ -1,4 +1,5 @@
-"""Offline sample-quality metrics on the features of a per-dataset classifier (gan/classifier.py).
+"""Offline sample-quality metrics on the features of a per-dataset classifier
+(gan/metrics/classifier.py).
 
 `compute_metrics(fake, dataset, n)` compares n generated images with n held-out real images (the
 test split) and returns plain floats, logged during training as `val/<key>`:
@@ -39,7 +40,7 @@ from gan.metrics.classifier import extractor_id, load_classifier
 log = logging.getLogger(__name__)
 
 
-DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and the README
+DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and docs/compare.md
     "fid": "Frechet distance of Gaussian fits to real and fake classifier features (lower: better)",
     "kid": "cubic-kernel MMD^2 of the same features, unbiased at small n (lower: better)",
     "kid_std": "standard deviation of kid over its random 1000-sample subsets",

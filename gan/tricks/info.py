@@ -5,7 +5,7 @@ G is given a random code c ~ Uniform{0..K-1} next to z (through its label input,
 Q reads the fake image and predicts c. Q and G both minimise `weight * CE(Q(G(z, c)), c)`, a
 lower bound on -I(c; G(z, c)) up to a constant: G is pushed to draw the K codes as K visibly
 different kinds of image. The hope on MNIST: the codes become the digits, so a single Gaussian
-z need not stretch across ten separate classes. Measured (README, "The default recipe"): at
+z need not stretch across ten separate classes. Measured (docs/recipes.md): at
 weight 1 each code did draw mostly one digit (label purity 0.79-0.80), but G ignored z within a
 code (one image per code, recall 0, FID 254-267 after 3 CPU minutes). Try a smaller `weight`.
 

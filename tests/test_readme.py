@@ -1,0 +1,214 @@
+"""The README stays a true map: its commands run in a cheap form, the guides' commands name
+modules and config options that exist, and every relative link in README.md and docs/ points at
+a file (and a heading) that exists."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from gan.io.artefacts import read_status
+from gan.io.config import CONF_DIR, compose_train
+from gan.runs.wiring import build_module
+from tests.conftest import REPO, run_module
+
+README = REPO / "README.md"
+GUIDES = sorted((REPO / "docs").glob("*.md"))
+PAGES = [README, *GUIDES]  # docs/*/report.md are gan.report outputs, kept as written
+RUN_DIR = "outputs/<date>/<time>"  # the README's stand-in for the folder a run writes
+# A training command's cheap form: these go after the README's own overrides, and the last
+# value of a key wins, so the model, loss and tricks the README names still compose and build.
+CHEAP_TRAIN = ["data=fake", "data.n=64", "data.batch_size=16", "budget=epochs", "budget.value=1",
+               "trainer.max_epochs=1", "trainer.accelerator=cpu", "n_fixed=16", "threads=1",
+               "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+# Fake data has no metric classifier, so the projection uses pixels alone, in a few steps.
+CHEAP = {
+    "gan.generate": [],
+    "gan.report": [],
+    "gan.export": [],
+    "gan.project": ["projection.features=none", "projection.steps=4", "projection.explore_steps=2",
+                    "projection.bank=16", "projection.restarts=1", "variations=2"],
+}
+
+
+def bash_blocks(text: str) -> list[str]:
+    return re.findall(r"^```bash\n(.*?)^```", text, re.S | re.M)
+
+
+def commands(text: str) -> list[list[str]]:
+    """Every command of the page's bash blocks as argv: continuation lines joined, `a && b`
+    split, comments and leading `VAR=value` assignments dropped."""
+    found = []
+    for block in bash_blocks(text):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                argv = shlex.split(part, comments=True)
+                while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
+                    argv = argv[1:]
+                if argv:
+                    found.append(argv)
+    return found
+
+
+def python_modules(text: str) -> list[tuple[str, list[str]]]:
+    return [(c[2], c[3:]) for c in commands(text) if c[:2] == ["python", "-m"]]
+
+
+# ---- the README's commands, run ---------------------------------------------------------------
+
+def concrete(args: list[str], run: Path) -> list[str]:
+    """The README's placeholder run folder becomes a real one; repository paths (the example
+    image) become absolute, since the commands run in a temporary folder."""
+    out = []
+    for arg in args:
+        arg = arg.replace(RUN_DIR, str(run))
+        key, eq, value = arg.partition("=")
+        if eq and value and not value.startswith("/") and (REPO / value).is_file():
+            arg = f"{key}={REPO / value}"
+        out.append(arg)
+    return out
+
+
+def one_seed(args: list[str]) -> list[str]:
+    """A sweep's seed list cut to its first seed: the other swept keys still sweep."""
+    return [a.split(",")[0] if a.startswith("seed=") else a for a in args]
+
+
+def extras(spec: str) -> list[str]:
+    match = re.fullmatch(r"\.(?:\[(.*)\])?", spec)
+    assert match, f"pip install -e {spec}: expected . or .[extra,...]"
+    return [e for e in (match.group(1) or "").split(",") if e]
+
+
+def check_pip(argv: list[str]) -> None:
+    assert argv[:3] == ["pip", "install", "-e"] and len(argv) == 4, argv
+    section = (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1]
+    declared = re.findall(r"^([\w-]+) = \[", section.split("\n[")[0], re.M)
+    for extra in extras(argv[3]):
+        assert extra in declared, f"pip install -e {argv[3]}: no extra [{extra}] in pyproject.toml"
+
+
+def test_readme_commands_run_in_a_cheap_form(tmp_path, run_main):
+    cmds = commands(README.read_text())
+    run = tmp_path / "outputs" / "run"
+    trained = ran = 0
+    for argv in cmds:
+        if argv[:2] == ["pip", "install"]:
+            check_pip(argv)
+            continue
+        if argv == ["pytest"]:
+            continue  # the test command itself: test_test_command_is_what_ci_runs
+        if argv[0] == "tensorboard":
+            assert argv[1] == "--logdir" and (tmp_path / argv[2]).is_dir(), argv
+            continue
+        assert argv[:2] == ["python", "-m"], f"no cheap form for a README command: {argv}"
+        module, args = argv[2], concrete(argv[3:], run)
+        if module == "gan.train" and "-m" in args:  # a sweep: a real process, its exit code
+            run_module(module, *one_seed(args), *CHEAP_TRAIN, cwd=tmp_path, timeout=600)
+        elif module == "gan.train" and not trained:  # the quickstart: as the user types it
+            run_module(module, *args, *CHEAP_TRAIN, f"hydra.run.dir={run}", cwd=tmp_path)
+            assert read_status(run)["status"] == "done"
+            trained = 1
+        elif module == "gan.train" and not any(a.startswith("ckpt_path=") for a in args):
+            cfg = compose_train([*args, *CHEAP_TRAIN], tmp_path / "composed")
+            build_module(cfg)  # every part it names builds
+        elif module in CHEAP or module == "gan.train":  # resume, sample, project, export, report
+            code, out, err = run_main(module, *args, *CHEAP.get(module, CHEAP_TRAIN),
+                                      cwd=tmp_path)
+            assert code == 0, f"{' '.join(argv)}:\n{out}\n{err}"
+        else:
+            pytest.fail(f"no cheap form for a README command: {' '.join(argv)}")
+        ran += 1
+    assert trained and ran >= 8, f"the README tour lost its commands ({ran} ran)"
+    for made in ["grid.png", "walks.png", "projected/reconstruction.png", "generator.onnx",
+                 "outputs/multirun/bce_vs_hinge/report/report.md"]:
+        assert (tmp_path / made).is_file(), f"a README command did not write {made}"
+
+
+def test_test_command_is_what_ci_runs():
+    tests = README.read_text().split("\n## Tests\n", 1)[1]
+    assert bash_blocks(tests)[0] == "pytest\n"
+    assert "pytest" in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+# ---- the guides' commands: modules and config options exist ----------------------------------
+
+@pytest.fixture(scope="module")
+def group_options():
+    """Hydra's own list of a config group's options: conf/ and the installed plugins'
+    (hydra/launcher=joblib comes from hydra-joblib-launcher)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        yield lambda group: set(loader.get_group_options(group))
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_commands_name_real_modules_and_options(page, group_options):
+    for module, args in python_modules(page.read_text()):
+        assert module.startswith("gan.") and (REPO / f"{module.replace('.', '/')}.py").is_file(), \
+            f"{page.name}: python -m {module}"
+        for token in args:
+            group, _, option = token.lstrip("+~").partition("=")
+            options = group_options(group) if option and "." not in group else set()
+            if options and "<" not in option:  # <name>: a placeholder
+                for name in option.strip("[]").split(","):
+                    assert name in options, f"{page.name}: {token} (options: {sorted(options)})"
+
+
+def test_the_command_parser_sees_every_python_line():
+    text = "```bash\n# a comment\nA=1 python -m gan.train x=1 \\\n  y=2   # note\n" \
+           "pip install -e . && python -m gan.report d\n```\n"
+    assert python_modules(text) == [("gan.train", ["x=1", "y=2"]), ("gan.report", ["d"])]
+
+
+# ---- links ------------------------------------------------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def links(page: Path) -> list[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
+    return [a or b for a, b in LINK.findall(text)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(page):
+    for link in links(page):
+        if re.match(r"[a-z]+:", link):  # https:, mailto:
+            continue
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        assert target.exists(), f"{page.relative_to(REPO)}: {link} does not exist"
+        if anchor and target.suffix == ".md":
+            assert anchor in anchors(target), f"{page.relative_to(REPO)}: no heading #{anchor}"
+
+
+def test_link_check_can_fail(tmp_path):
+    page = tmp_path / "a.md"
+    page.write_text("# Top\n[ok](a.md#top) [gone](b.md) <img src=\"c.png\">\n")
+    assert links(page) == ["a.md#top", "b.md", "c.png"]
+    assert anchors(page) == {"top"} and slug("The tutorial's advice, measured") == \
+        "the-tutorials-advice-measured"
+
+
+def test_guides_are_listed_in_the_readme():
+    listed = set(links(README))
+    assert all(f"docs/{g.name}" in listed for g in GUIDES), "a guide in docs/ the README omits"
