@@ -163,7 +163,7 @@ def test_real_tiny_sweep_report(tmp_path):
     hparams, tags, finals = hparams_of(run_dir)
     assert hparams["optim.lr_g"] == pytest.approx(8e-4) and "final/fid" in tags
     assert finals["final/fid"] == pytest.approx(
-        json.loads((run_dir / "metrics.json").read_text())["metrics"]["val/fid"])
+        json.loads((run_dir / "metrics.json").read_text())["metrics"]["fid"])
 
     proc = run_module("gan.report", str(sweep), cwd=tmp_path)
     assert "wrote" in proc.stdout
