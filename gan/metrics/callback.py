@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from gan.core.drawing import cycled_labels, draw, is_conditional
 from gan.core.guard import ADVICE, garbage_reason
+from gan.core.progress import paused
 from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,10 @@ class Metrics(L.Callback):
             return {}
 
     def _evaluate(self, trainer, pl_module) -> None:
+        with paused(trainer):  # evaluation is not training: budget=time does not count it
+            self._evaluate_now(trainer, pl_module)
+
+    def _evaluate_now(self, trainer, pl_module) -> None:
         values = self._score(pl_module, self.n)
         # Same value on every rank (same seed, same weights), so no reduction is needed.
         pl_module.log_dict({f"val/{k}": float(v) for k, v in values.items()}, sync_dist=False)
@@ -108,6 +113,10 @@ class Metrics(L.Callback):
     def on_train_end(self, trainer, pl_module):
         if not self.enabled or not trainer.is_global_zero:
             return
+        with paused(trainer):
+            self._final_metrics(trainer, pl_module)
+
+    def _final_metrics(self, trainer, pl_module) -> None:
         self._final = {f"val/{k}": float(v)
                        for k, v in self._score(pl_module, self.n_final).items()}
         reason = garbage_reason(self._final, self.max_fid, self.min_classes_covered)
