@@ -310,3 +310,31 @@ def test_pictures_and_command_line(sweep, tmp_path, capsys):
         main([str(tmp_path / "report")])
     with pytest.raises(SystemExit, match="unknown option report.bogus"):
         main([str(sweep), "report.bogus=1"])
+
+
+def test_metrics_json_one_schema_read_old_and_new(tmp_path):
+    """Training and gan.evaluate write one schema through one writer; files from before
+    (training's `val/` keys, no protocol) read the same."""
+    from gan.io.artefacts import (
+        Unreadable,
+        metric_value,
+        protocol,
+        read_metrics,
+        read_metrics_file,
+        write_metrics,
+    )
+
+    stamp = protocol("mnist", "667b", 500, "test", "ema", 0)
+    written = write_metrics(tmp_path / "new" / "metrics.json", {"val/fid": 12.5}, stamp,
+                            g_step=7)
+    assert written["schema"] == 2 and written["protocol"] == stamp
+    assert read_metrics(tmp_path / "new") == {"fid": 12.5}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps(
+        {"dataset": "mnist", "n": 500, "metrics": {"val/fid": 12.5}}))
+    assert read_metrics(tmp_path / "old") == read_metrics(tmp_path / "new")
+    assert metric_value(read_metrics(tmp_path / "old"), "val/fid") == 12.5
+    assert read_metrics(tmp_path) == {}  # none written
+    (tmp_path / "bad.json").write_text('{"metrics": {"fid": "x"}}')
+    with pytest.raises(Unreadable, match="bad.json"):
+        read_metrics_file(tmp_path / "bad.json")
