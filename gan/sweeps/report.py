@@ -20,7 +20,8 @@ the first DIR gets
 
 Failures count: a failed, diverged or unreadable run is the worst outcome, its FID set to the
 worst of the guard's ceiling (`guard.max_fid`) and every FID measured, so a variant that
-diverges in 2 of 3 seeds ranks below one that never does. Groups rank by their median FID.
+diverges in any seed ranks below one that never does. Groups rank by success rate, then by
+their median FID.
 """
 
 from __future__ import annotations
@@ -294,12 +295,15 @@ def summarise(group: Group, worst: float) -> None:
 
 
 def rank(groups: list[Group]) -> list[Group]:
-    """By median FID, a failure counting as the worst (then by mean; groups without any FID
-    last). The median stays honest with failures in it: one diverged seed of three does not
-    decide it, two do."""
+    """By success rate (ok runs of all), then by median FID with a failure counting as the worst
+    (then by mean; groups without any FID last). A variant that diverges in some seeds never
+    ranks above one that never does, however good its survivors: a recipe is worth its
+    failures. Within one success rate the median stays honest with failures in it."""
     def key(g):
+        finished = [r for r in g.runs if r.status not in PENDING]
+        rate = sum(r.status == "ok" for r in finished) / len(finished) if finished else 0.0
         med = g.outcome.median
-        return (0, med, g.outcome.mean) if math.isfinite(med) else (1, 0.0, 0.0)
+        return (0, -rate, med, g.outcome.mean) if math.isfinite(med) else (1, 0.0, 0.0, 0.0)
 
     return sorted(groups, key=key)
 
@@ -536,8 +540,9 @@ def intro(report: Report, dirs: list[Path]) -> list[str]:
     return [
         f"# Report: {len(report.runs)} runs in {len(report.groups)} groups", "",
         f"From {', '.join(f'`{d}`' for d in dirs)}. A group is one config with its seeds. "
-        "Ranked by the median FID over the seeds (lower is better), a failed, diverged or "
-        "unreadable seed counting as the worst FID. Each group is compared with "
+        "Ranked by success rate (ok runs of all), then by the median FID over the seeds (lower "
+        "is better), a failed, diverged or unreadable seed counting as the worst FID. Each "
+        "group is compared with "
         f"{against}: Δ is the difference of mean FIDs with its 95 % interval, by Welch's "
         "t-test, or by a paired t-test (`test` = paired) where the seeds match and the data "
         "and nets agree (same initial weights and data order); p-values are adjusted for the "
