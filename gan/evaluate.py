@@ -1,12 +1,12 @@
 """`python -m gan.evaluate samples=<file.pt> n=10000 data=mnist`: score generated samples.
 
-Prints the metrics of gan/metrics/scores.py and writes them, with the sample count, reference split and
-extractor checksum they are relative to, as JSON to `out` (default: the Hydra run dir).
+Prints the metrics of gan/metrics/scores.py and writes them to `out` (default: the Hydra run dir)
+as metrics.json, stamped with the protocol they are relative to (gan.io.artefacts: extractor
+checksum, n, reference split, sampler, seed): the same schema as training's metrics.json.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from gan.core.drawing import cycled_labels, is_conditional
 from gan.data.registry import DATASETS
+from gan.io.artefacts import protocol, write_metrics
 from gan.io.config import CONF_DIR
 from gan.metrics.classifier import extractor_id
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics
@@ -40,36 +41,30 @@ def load_samples(path: str | Path) -> torch.Tensor:
     return fake
 
 
-def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The images to score (a samples file, or `n` drawn from a checkpoint's generator), and
-    the labels a conditional generator was asked for (None otherwise)."""
+def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """The images to score (a samples file, or `n` drawn from a checkpoint's generator), the
+    labels a conditional generator was asked for (None otherwise), and what drew them."""
     if (cfg.samples is None) == (cfg.ckpt_path is None):
         raise ValueError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
     if cfg.samples is not None:
-        return load_samples(cfg.samples), None
+        return load_samples(cfg.samples), None, "samples file"
     sampler = Sampler(cfg.ckpt_path)
     conditional = is_conditional(sampler.generator)
     asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
-    return sampler(cfg.n, seed=cfg.seed), asked
+    return sampler(cfg.n, seed=cfg.seed), asked, sampler.kind
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    fake, asked = fake_samples(cfg)
+    fake, asked, sampler = fake_samples(cfg)
     values = compute_metrics(
         fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
         labels=asked,
     )
     if cfg.get("inception_weights"):
         values["fid_inception"] = fid_inception(fake, cfg)
-    return {
-        "dataset": cfg.dataset,
-        "split": cfg.split,
-        "n": cfg.n,
-        "samples": cfg.samples,
-        "ckpt_path": cfg.ckpt_path,
-        "extractor_sha256": extractor_id(cfg.dataset),
-        "metrics": values,
-    }
+    stamp = protocol(cfg.dataset, extractor_id(cfg.dataset), cfg.n, cfg.split, sampler, cfg.seed)
+    return {"protocol": stamp, "samples": cfg.samples, "ckpt_path": cfg.ckpt_path,
+            "metrics": values}
 
 
 def fid_inception(fake: torch.Tensor, cfg: DictConfig) -> float:
@@ -101,15 +96,10 @@ def main(cfg: DictConfig) -> float:
     print(f"{cfg.dataset}: n={cfg.n} samples vs {cfg.n} real ({cfg.split} split)")
     for key, value in report["metrics"].items():
         print(f"  {key:<16} {value:12.4f}   {DESCRIPTIONS.get(key, FID_INCEPTION)}")
-    write_json(report, cfg.out)
+    write_metrics(cfg.out, report["metrics"], report["protocol"], samples=cfg.samples,
+                  ckpt_path=cfg.ckpt_path)
     print(f"wrote {cfg.out}")
     return report["metrics"]["fid"]
-
-
-def write_json(report: dict, out: str | Path) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

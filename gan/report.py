@@ -1,18 +1,11 @@
 """Compare the runs of sweeps: `python -m gan.report DIR [DIR ...] [report.ignore=[k,...]]
 [report.baseline=key=value[,key=value]]`.
 
-DIR is a sweep folder (basic, joblib, submitit or Optuna), or run dirs; every run dir below it
-(a folder with `.hydra/config.yaml`) is read. Runs are grouped by their config minus `seed`
-(and the `report.ignore` keys): the seeds of one variant. `report/` inside the first DIR gets
-
-- `report.md`, `report.csv`: one row per group, ranked by mean final FID, with the mean and the
-  95 % Student-t interval over seeds of every final metric, and the config keys whose values
-  differ between groups (a loss file that brings its own optimizer shows up there);
-- `curves.png`: FID against wall time and against images seen, mean per group with its band;
-- `mosaic.png`: the final grid of each group, labelled with its differing keys.
-
-Statistics use every run that wrote final metrics (ok or diverged: a variant that diverges is
-worse, not absent); failed runs are counted, not averaged.
+DIR is a sweep folder (basic, joblib, submitit or Optuna), or run dirs. Writes `report/` (report.md,
+report.csv, curves.png, mosaic.png) in the first DIR: per group, against the baseline or the
+top-ranked group, Δ FID with its Welch (or paired) 95 % interval, the Holm-adjusted p and the
+verdict, the success rate, every seed's value and the power of the design. Failed and diverged
+runs count as the worst outcome. How it decides: gan/sweeps/report.py.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gan.core.guard import Diverged
-from gan.io.artefacts import read_status, update_status
+from gan.io.artefacts import clear_failed, read_status, update_status, write_failed
 from gan.io.config import CONF_DIR
 from gan.io.errors import UsageError
 from gan.runs.resume import resume_command
@@ -39,6 +39,7 @@ def main(cfg: DictConfig) -> float | None:
         if cfg.ckpt_path is None and last.is_file():
             log.info("skip_done: resuming the cut run in %s from %s", out, last)
             cfg.ckpt_path = str(last)
+    clear_failed(out)
     try:
         trainer, _ = fit(cfg)
         return objective(trainer, cfg.get("metric"))
@@ -53,7 +54,7 @@ def main(cfg: DictConfig) -> float | None:
         else:  # refused before training: the run dir says why, as for any other failure
             update_status(out, status="failed", error=str(err)[:300])
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep goes on
-            (out / "FAILED.txt").write_text(f"{err}\n")
+            write_failed(out, str(err))
             log.error("job %s: %s", HydraConfig.get().job.num, err)
             return math.nan
         print(f"gan.train: {err}", file=sys.stderr)  # one line, no traceback
@@ -65,8 +66,8 @@ def main(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise
         # One diverged job must not end the sweep: record it in its run dir and go on.
-        (out / "FAILED.txt").write_text(traceback.format_exc())
-        log.exception("job %s failed; see %s", HydraConfig.get().job.num, out / "FAILED.txt")
+        failed = write_failed(out, traceback.format_exc())
+        log.exception("job %s failed; see %s", HydraConfig.get().job.num, failed)
         return math.nan
 
 

@@ -283,4 +283,4 @@ def test_huge_learning_rate_on_mnist_ends_marked_diverged(tmp_path):
     assert status["status"] == "diverged", status
     assert "guard.max_fid" in status["reason"] or "guard.min_classes_covered" in status["reason"]
     report = json.loads((run / "metrics.json").read_text())
-    assert report["metrics"]["val/fid"] > 400 or report["metrics"]["val/classes_covered"] < 2
+    assert report["metrics"]["fid"] > 400 or report["metrics"]["classes_covered"] < 2

@@ -67,3 +67,4 @@ def test_a_sweep_from_before_the_move_reports(tmp_path):
     run_module("gan.report", str(sweep), cwd=tmp_path)
     report = (sweep / "report" / "report.md").read_text()
     assert "loss=bce" in report and "loss=hinge" in report
+    assert "_target_" not in report  # groups are named by choices and values, not class paths

@@ -41,12 +41,13 @@ def test_short_run_improves_samples_over_untrained_generator(tmp_path):
     assert {"val/fid", "val/precision", "val/classes_covered"} <= set(acc.Tags()["scalars"])
     assert "val/label_accuracy" not in acc.Tags()["scalars"]  # unconditional
     report = json.loads((run / "metrics.json").read_text())
-    assert report["n"] == 10_000 and report["g_step"] == 1600
+    assert report["protocol"]["n"] == 10_000 and report["g_step"] == 1600
+    assert report["protocol"]["sampler"] == "ema" and report["protocol"]["reference"] == "test"
     # The callback's last val/fid (n=N, seed 0, the final weights) is the FID computed here from
     # the checkpoint: the same seeded samples either way.
     assert acc.Scalars("val/fid")[-1].value == pytest.approx(after["fid"], rel=1e-3)
     # n=10000 vs n=2000 of the same generator: FID's small-sample bias only goes down
-    assert report["metrics"]["val/fid"] < after["fid"]
+    assert report["metrics"]["fid"] < after["fid"]
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert after["fid"] < 0.5 * before["fid"]  # seen: 747 -> 232 under CI load
     # Recall and coverage, not precision: an untrained G's near-constant blob can sit inside

@@ -265,7 +265,10 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
             json.loads(out.read_text())["metrics"]["fid"]
         )
         report = json.loads(out.read_text())
-        assert report["n"] == 500 and report["dataset"] == "mnist" and report["split"] == "test"
+        stamp = report["protocol"]  # one schema with training's metrics.json
+        assert report["schema"] == 2 and stamp["n"] == 500 and stamp["dataset"] == "mnist"
+        assert stamp["reference"] == "test" and stamp["sampler"] == "samples file"
+        assert stamp["extractor"] == classifier.extractor_id("mnist") and stamp["seed"] == 0
         # a samples file carries no requested labels: everything but label_accuracy
         assert set(report["metrics"]) == (set(metrics.DESCRIPTIONS)
                                           - {"label_accuracy", "label_purity"})

@@ -14,12 +14,13 @@ from PIL import Image
 from scipy import stats
 
 from gan.report import main
-from gan.sweeps.report import make_report, mosaic_size, t_interval
+from gan.sweeps.report import load_run, make_report, mosaic_size, t_interval
 
 
 def make_run(root: Path, name: str, *, seed: int, lr_g: float, loss: str = "bce",
              fid: float | None = None, status: str | None = "done", budget=("images", 1000),
-             curve: list[float] = (), failed: bool = False, n_critic: int = 1) -> Path:
+             curve: list[float] = (), failed: bool = False, n_critic: int = 1,
+             extra: dict | None = None) -> Path:
     """A run dir as gan.train leaves it: .hydra/config.yaml (raw, with interpolations),
     hydra.yaml (group choices), metrics.json, status.json, samples/final.png, curve.csv."""
     run = root / name
@@ -38,7 +39,8 @@ def make_run(root: Path, name: str, *, seed: int, lr_g: float, loss: str = "bce"
         (run / "FAILED.txt").write_text("Traceback ...")
     if fid is not None:
         metrics = {"val/fid": fid, "val/kid": fid / 100, "val/precision": 0.5,
-                   "val/recall": 0.1 * seed, "val/coverage": 0.3, "val/classes_covered": 10.0}
+                   "val/recall": 0.1 * seed, "val/coverage": 0.3, "val/classes_covered": 10.0,
+                   "val/min_class_share": 0.08, **{f"val/{k}": v for k, v in (extra or {}).items()}}
         (run / "metrics.json").write_text(json.dumps({"metrics": metrics}))
         Image.fromarray(np.full((62, 62), 40 * seed, np.uint8)).save(
             (run / "samples").mkdir() or run / "samples" / "final.png")
@@ -83,37 +85,49 @@ def test_t_interval_matches_scipy():
 
 def test_groups_stats_differing_keys_and_ranking(sweep):
     report = make_report([sweep], baseline="g3")
-    by_fid = {round(g.stats["fid"][0], 6): g for g in report.groups}
-    assert sorted(by_fid) == [12.0, 14.0, 31.0]
+    a, b, c = report.groups
+    assert [g.outcome.median for g in report.groups] == [12.0, 13.0, 31.0]  # ranked by median
     assert [len(g.runs) for g in report.groups] == [3, 3, 3]
-    a, b, c = by_fid[12.0], by_fid[14.0], by_fid[31.0]
-    assert report.groups == [a, b, c]                      # ranked by mean FID
     for group, values in ((a, A), (b, B), (c, C)):
         lo, hi = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
-        assert group.stats["fid"][1] == pytest.approx((hi - lo) / 2, rel=1e-12)
-        assert group.stats["kid"][0] == pytest.approx(np.mean(values) / 100)
-        assert group.stats["best_fid"][0] == min(values)
-        assert group.stats["recall"][0] == pytest.approx(0.1)  # seeds 0, 1, 2 -> 0, .1, .2
-    # seed and its interpolations (data.seed: ${seed}) do not split groups; the loss choice,
-    # its target and lr_g differ; the resolved lr of the optimizer follows lr_g.
-    assert report.differ == ["loss", "loss._target_", "optim.generator.lr", "optim.lr_g"]
+        assert (group.outcome.low, group.outcome.high) == pytest.approx((lo, hi), rel=1e-12)
+        assert group.outcome.values == values and group.seeds == dict(enumerate(values))
+        assert group.stats["kid"].mean == pytest.approx(np.mean(values) / 100)
+        # recall is bounded: at n = 3 its interval is the seeds' range, not mean ± t
+        assert (group.stats["recall"].low, group.stats["recall"].high) == pytest.approx((0, .2))
+    # seed and its interpolations (data.seed: ${seed}) do not split groups; the loss choice
+    # and lr_g differ; the loss's class comes with the choice, the optimizer's lr follows lr_g.
+    assert report.differ == ["loss", "optim.generator.lr", "optim.lr_g"]
     assert a.label == "loss=bce, optim.lr_g=0.0008"  # not the keys that follow these
     assert b.label == "loss=bce"  # against the baseline (hinge, 2e-4): only what differs
     assert c.label == "loss=hinge, optim.lr_g=0.0002"  # the baseline: its full label
-    assert [a.vs_best, b.vs_best, c.vs_best] == [
-        "best", "not distinguishable from the best", "worse than the best"]
-    assert c.id == "g3" and [a.vs_baseline, b.vs_baseline, c.vs_baseline] == [
-        "better", "better", "baseline"]
+    # Same seeds, same data and nets: paired differences to the baseline, Holm over two.
+    diffs_a = np.subtract(A, C)
+    t = stats.ttest_rel(A, C)
+    assert a.comparison.test == "paired" and a.comparison.diff == pytest.approx(diffs_a.mean())
+    assert a.comparison.p == pytest.approx(t.pvalue)
+    ps = sorted([a.comparison.p, b.comparison.p])
+    assert sorted([a.comparison.p_adjusted, b.comparison.p_adjusted]) == pytest.approx(
+        [2 * ps[0], max(2 * ps[0], ps[1])])
+    assert [a.verdict, b.verdict, c.verdict] == ["better", "better", "baseline"]
     assert a.spent["wall_s"] == pytest.approx(11.0) and a.spent["g_step"] == pytest.approx(101)
 
     md = (sweep / "report" / "report.md").read_text()
     assert "- `optim.lr_g`: 0.0008 | 0.0002 | 0.0002" in md
+    assert "Holm" in md and "paired" in md and "**Power:**" in md
     assert "Budget mismatch" not in md
-    assert f"| 1 | {a.id} | {a.label} | 3 | 3/0/0 | 12 ± 4.97 |" in md   # t(2) x 2/sqrt(3)
+    assert f"| 1 | {a.id} | {a.label} | 3/3 | 12 | 12 [7.03, 17] | 0:10 1:12 2:14 |" in md
     rows = list(csv.DictReader((sweep / "report" / "report.csv").open()))
-    assert [float(r["fid_mean"]) for r in rows] == pytest.approx([12.0, 14.0, 31.0])
-    assert rows[1]["vs best"] == "not distinguishable from the best"
-    assert "label_accuracy_mean" not in rows[0]  # unconditional runs: no label accuracy column
+    assert [float(r["fid_median"]) for r in rows] == pytest.approx([12.0, 13.0, 31.0])
+    assert rows[2]["verdict"] == "baseline" and rows[0]["test"] == "paired"
+    assert "label_accuracy_scored_mean" not in rows[0]  # unconditional: no label accuracy
+
+
+def test_without_a_baseline_the_best_is_the_reference(sweep):
+    report = make_report([sweep])
+    assert report.reference is report.groups[0] and report.vs == "best"
+    assert [g.verdict for g in report.groups] == [
+        "best", "not distinguishable from the best", "worse than the best"]
 
 
 def test_ignore_merges_groups_and_baseline_by_key(sweep):
@@ -122,9 +136,23 @@ def test_ignore_merges_groups_and_baseline_by_key(sweep):
     assert sorted(len(g.runs) for g in report.groups) == [3, 6]
     assert report.differ == ["optim.generator.lr", "optim.lr_g"]
     assert [g.label for g in report.groups] == ["optim.lr_g=0.0008", "optim.lr_g=0.0002"]
-    assert [g.vs_baseline for g in report.groups] == ["baseline", "can't tell"]
+    # 10, 12, 14 against 11, 13, 18, 30, 31, 32: Welch finds the merged group worse
+    assert [g.verdict for g in report.groups] == ["baseline", "worse"]
+    assert report.groups[1].comparison.test == "Welch"  # seeds 0-2 twice: no one-to-one pairs
     with pytest.raises(ValueError, match="report.baseline=optim.lr_g=1 matches 0 groups"):
         make_report([sweep], baseline="optim.lr_g=1")
+
+
+def test_bookkeeping_keys_never_split_groups(tmp_path):
+    make_run(tmp_path, "0_a", seed=0, lr_g=8e-4, fid=20.0)
+    resumed = make_run(tmp_path, "1_a", seed=1, lr_g=8e-4, fid=21.0)
+    config = yaml.safe_load((resumed / ".hydra" / "config.yaml").read_text())
+    config.update({"ckpt_path": "/x/last.ckpt", "skip_done": True, "threads": 2,
+                   "save_every_n_batches": 100})
+    config["trainer"]["enable_progress_bar"] = False
+    (resumed / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    report = make_report([tmp_path])
+    assert len(report.groups) == 1 and report.differ == []
 
 
 def test_labels_against_a_baseline_name_the_option_not_the_keys_under_it(tmp_path):
@@ -134,27 +162,136 @@ def test_labels_against_a_baseline_name_the_option_not_the_keys_under_it(tmp_pat
                  fid=30.0 + seed)
     report = make_report([tmp_path], baseline="loss=bce")
     assert "loss.n_critic" in report.differ  # the full list keeps it
-    labels = {g.vs_baseline: g.label for g in report.groups}
+    labels = {g.verdict: g.label for g in report.groups}
     assert labels == {"baseline": "loss=bce, loss.n_critic=1", "worse": "loss=wgan"}
 
 
-def test_failed_and_diverged_runs_are_shown_and_report_renders(tmp_path):
+def test_failed_diverged_and_unreadable_runs_count_as_the_worst(tmp_path):
     for seed in range(2):
         make_run(tmp_path, f"{seed}_ok", seed=seed, lr_g=8e-4, fid=20.0 + seed)
     make_run(tmp_path, "2_failed", seed=2, lr_g=8e-4, status="failed", failed=True)
     make_run(tmp_path, "3_div", seed=0, lr_g=1e3, fid=2287.0, status="diverged")
     make_run(tmp_path, "4_div", seed=1, lr_g=1e3, fid=2000.0, status="diverged")
     make_run(tmp_path, "5_killed", seed=2, lr_g=1e3, status=None)  # no status, no metrics
+    broken = make_run(tmp_path, "6_broken", seed=3, lr_g=8e-4, fid=5.0)
+    (broken / "metrics.json").write_text('{"metrics": {"val/fid": 5.')  # cut mid-write
     report = make_report([tmp_path])
     ok, div = report.groups
-    assert ok.counts() == {"ok": 2, "diverged": 0, "failed": 1}
+    assert broken.name in {r.dir.name for r in ok.runs}
+    assert {r.dir.name: r.status for r in ok.runs}["6_broken"] == "unreadable"
+    assert ok.counts() == {"ok": 2, "diverged": 0, "failed": 2}  # unreadable: failed
     assert div.counts() == {"ok": 0, "diverged": 2, "failed": 1}
-    assert ok.stats["fid"][0] == pytest.approx(20.5)      # the failed run is not averaged
-    assert div.stats["fid"][0] == pytest.approx(2143.5)   # diverged runs are: they scored
+    assert ok.success() == "2/4" and div.success() == "0/3"
+    # the failures are there, at the worst FID measured (2287 > guard ceiling: none set)
+    assert ok.seeds == {0: 20.0, 1: 21.0, 2: 2287.0, 3: 2287.0}
+    assert div.outcome.values == [2287.0] * 3
+    assert ok.stats["fid"].mean == pytest.approx(20.5)      # scored seeds, said so
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "| 3 | 2/0/1 |" in md and "| 3 | 0/2/1 |" in md
+    assert "| 2/4 |" in md and "| 0/3 |" in md and "2:2287✗" in md
     assert "`3_div` (diverged)" in md and "`2_failed` (failed)" in md
+    assert "`6_broken` (unreadable)" in md and "**Failures count:**" in md
     assert Image.open(tmp_path / "report" / "mosaic.png").size == mosaic_size(2)
+
+
+# ---- planted distributions: the verdicts must find what was planted, and only that ---------
+
+def plant(root: Path, name: str, fids, *, lr_g: float, statuses=None, first_seed: int = 0,
+          **metrics) -> None:
+    """One group: seed i gets fids[i]; statuses[i] `diverged` writes a flagged run."""
+    for i, fid in enumerate(fids):
+        status = (statuses or ["done"] * len(fids))[i]
+        extra = {k: v[i] for k, v in metrics.items()}
+        make_run(root, f"{name}{i}", seed=first_seed + i, lr_g=lr_g, fid=fid, status=status,
+                 extra=extra)
+
+
+def test_groups_drawn_alike_are_not_separated(tmp_path):
+    rng = np.random.default_rng(1)
+    plant(tmp_path, "base", rng.normal(40, 5, 5), lr_g=1e-4)
+    for j, lr in enumerate((2e-4, 3e-4, 4e-4)):
+        plant(tmp_path, f"v{j}_", rng.normal(40, 5, 5), lr_g=lr)
+    report = make_report([tmp_path], baseline="optim.lr_g=0.0001")
+    assert {g.verdict for g in report.groups} == {"baseline", "can't tell"}
+
+
+def test_the_welch_holm_rule_keeps_its_error_rate():
+    """Null planted 400 times, 3 comparisons each: the family-wise error stays near 5 %
+    (the old rule's rate moved with the ratio of spreads)."""
+    from gan.sweeps.stats import holm, welch
+
+    rng = np.random.default_rng(0)
+    wrong = 0
+    for _ in range(400):
+        base = rng.normal(40, 1, 3)
+        ps = [welch(rng.normal(40, sd, 3), base).p for sd in (1, 5, 10)]
+        wrong += min(holm(ps)) < 0.05
+    assert wrong / 400 < 0.08
+
+
+def test_a_clearly_better_group_is_found(tmp_path):
+    rng = np.random.default_rng(2)
+    plant(tmp_path, "base", rng.normal(40, 3, 5), lr_g=1e-4)
+    plant(tmp_path, "good", rng.normal(25, 3, 5), lr_g=2e-4)
+    plant(tmp_path, "same", rng.normal(40, 3, 5), lr_g=3e-4)
+    report = make_report([tmp_path], baseline="optim.lr_g=0.0001")
+    verdicts = {g.config["optim.lr_g"]: g.verdict for g in report.groups}
+    assert verdicts == {1e-4: "baseline", 2e-4: "better", 3e-4: "can't tell"}
+    assert report.groups[0].config["optim.lr_g"] == 2e-4
+    good = report.groups[0].comparison
+    assert good.low < good.diff < good.high < 0
+
+
+@pytest.mark.parametrize("survivors", [[5.0], [20.0, 21.0], [5.0, 5.0]])
+def test_a_group_with_diverged_seeds_never_ranks_above_a_healthy_baseline(tmp_path, survivors):
+    """Its survivors are better than (or as good as) the baseline's seeds, in 2 of 3 seeds or
+    in 1; it still ranks below, and is never called better."""
+    plant(tmp_path, "base", [20.0, 21.0, 22.0], lr_g=1e-4)
+    fids = survivors + [900.0] * (3 - len(survivors))
+    statuses = ["done"] * len(survivors) + ["diverged"] * (3 - len(survivors))
+    plant(tmp_path, "div", fids, lr_g=1e-2, statuses=statuses)
+    for baseline in ("optim.lr_g=0.0001", None):
+        report = make_report([tmp_path], baseline=baseline)
+        assert [g.config["optim.lr_g"] for g in report.groups] == [1e-4, 1e-2]
+        assert report.groups[1].verdict not in ("better", "better than the top-ranked")
+
+
+def test_no_bounded_interval_leaves_its_range(tmp_path):
+    plant(tmp_path, "a", [20.0, 21.0, 22.0], lr_g=1e-4, precision=[0.99, 1.0, 0.97],
+          coverage=[0.0, 0.01, 0.0])
+    plant(tmp_path, "b", [20.0, 21.0, 22.0, 25.0, 23.0, 20.0], lr_g=2e-4,
+          precision=[1.0, 0.999, 0.2, 1.0, 1.0, 0.98], coverage=[0.0, 0.0, 0.3, 0.0, 0, 0.01])
+    report = make_report([tmp_path])
+    for g in report.groups:
+        for name in ("precision", "recall", "coverage", "min_class_share", "classes_covered"):
+            s = g.stats[name]
+            assert 0 <= s.low <= s.mean <= s.high, (name, s)
+            if name != "classes_covered":
+                assert s.high <= 1, (name, s)
+    small, big = sorted(report.groups, key=lambda g: len(g.runs))
+    assert small.stats["precision"].how == "min–max" and big.stats["precision"].how == "bootstrap"
+    # a t interval would say 0.86 ± 0.34 here: past 1
+    assert t_interval(big.stats["precision"].values)[0] + t_interval(
+        big.stats["precision"].values)[1] > 1
+
+
+def test_the_power_line_matches_the_noncentral_t():
+    from gan.sweeps.stats import detectable, power, seeds_needed
+
+    delta = detectable(5.0, 3)
+    assert power(delta, 5.0, 3) == pytest.approx(0.8, abs=1e-6)
+    assert 14 < delta < 17  # the issue's "about 16 FID" at n = 3, SD 5
+    need = seeds_needed(delta / 2, 5.0)
+    assert power(delta / 2, 5.0, need) >= 0.8 > power(delta / 2, 5.0, need - 1)
+
+
+def test_index_and_report_share_one_verdict(tmp_path):
+    from gan.io.artefacts import run_verdict
+
+    run = make_run(tmp_path, "0_a", seed=0, lr_g=8e-4, fid=20.0)
+    assert run_verdict(run) == "ok" == load_run(run).status
+    (run / "status.json").write_text("{")
+    assert run_verdict(run) == "unreadable" == load_run(run).status
+    assert run_verdict(run, completed=False) == "failed"
 
 
 def test_budget_mismatch_is_stated(tmp_path):
@@ -173,3 +310,31 @@ def test_pictures_and_command_line(sweep, tmp_path, capsys):
         main([str(tmp_path / "report")])
     with pytest.raises(SystemExit, match="unknown option report.bogus"):
         main([str(sweep), "report.bogus=1"])
+
+
+def test_metrics_json_one_schema_read_old_and_new(tmp_path):
+    """Training and gan.evaluate write one schema through one writer; files from before
+    (training's `val/` keys, no protocol) read the same."""
+    from gan.io.artefacts import (
+        Unreadable,
+        metric_value,
+        protocol,
+        read_metrics,
+        read_metrics_file,
+        write_metrics,
+    )
+
+    stamp = protocol("mnist", "667b", 500, "test", "ema", 0)
+    written = write_metrics(tmp_path / "new" / "metrics.json", {"val/fid": 12.5}, stamp,
+                            g_step=7)
+    assert written["schema"] == 2 and written["protocol"] == stamp
+    assert read_metrics(tmp_path / "new") == {"fid": 12.5}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps(
+        {"dataset": "mnist", "n": 500, "metrics": {"val/fid": 12.5}}))
+    assert read_metrics(tmp_path / "old") == read_metrics(tmp_path / "new")
+    assert metric_value(read_metrics(tmp_path / "old"), "val/fid") == 12.5
+    assert read_metrics(tmp_path) == {}  # none written
+    (tmp_path / "bad.json").write_text('{"metrics": {"fid": "x"}}')
+    with pytest.raises(Unreadable, match="bad.json"):
+        read_metrics_file(tmp_path / "bad.json")

@@ -3,9 +3,11 @@ changes exactly the keys its `# changes:` line claims, checked by composing, not
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
@@ -102,3 +104,26 @@ def test_study_sweeps_every_variant_over_three_seeds_at_one_budget(tmp_path):
     assert (cfg.budget.kind, cfg.budget.value) == ("time", 180)
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
     assert cfg.hydra.sweep.dir == "outputs/study/tutorial"  # fixed: a rerun skips or resumes jobs
+
+
+@pytest.mark.parametrize("loss", ["hinge", "lsgan"])
+def test_a_loss_option_changes_only_the_loss(default, loss):
+    """A loss sweep is not an optimizer sweep: the recipe's TTUR Adam stays."""
+    config = composed(f"loss={loss}")
+    changed = sorted(k for k in set(default) | set(config) if default.get(k) != config.get(k))
+    assert changed and all(under(k, "loss") for k in changed), changed
+
+
+def test_the_recipe_file_states_the_composed_default(default):
+    """conf/recipe/default.yaml names every option it picks and what each brings: its
+    statements must be the composed values, so the one file reads true."""
+    text = (Path(CONF_DIR) / "recipe" / "default.yaml").read_text()
+    statement = re.compile(r"((?:data|model|optim|loss|tricks|trainer)(?:\.\w+)+): "
+                           r"([^,(]+?)(?=,|\s\(|\s{2}|$)")
+    stated = {key: yaml.safe_load(value) for line in text.splitlines() if line.startswith("#")
+              for key, value in statement.findall(line)}
+    assert len(stated) >= 10, stated
+    assert {k: default[k] for k in stated} == stated
+    recipe = yaml.safe_load(text)
+    assert set(recipe["optim"]) == {"lr_g", "lr_d", "betas"}  # the numbers the recipe owns
+    assert {k: default[f"optim.{k}"] for k in recipe["optim"]} == recipe["optim"]

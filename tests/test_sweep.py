@@ -46,14 +46,31 @@ def test_g_steps_budget_is_exact_under_n_critic(fast_cfg):
     module, status = fit_budget(fast_cfg, "loss=wgan_gp", "budget=g_steps", "budget.value=7")
     assert (module.g_step, module.d_step) == (7, 35)       # n_critic=5: 5 D steps per G step
     assert (status["g_step"], status["d_step"], status["images_seen"]) == (7, 35, 35 * 16)
-    assert status["img_per_s"] > 0 and status["wall_s"] > 0
+    assert status["img_per_s"] > 0 and status["wall_s"] >= status["train_s"] > 0
 
 
 def test_time_budget_and_epoch_budget(fast_cfg):
     _, status = fit_budget(fast_cfg, "budget=time", "budget.value=1.5")
-    assert 1.5 <= status["wall_s"] < 10 and status["d_step"] > 8  # past one epoch of 8
+    assert 1.5 <= status["train_s"] < 10 and status["d_step"] > 8  # past one epoch of 8
     _, status = fit_budget(fast_cfg, "trainer.max_epochs=2")       # default: budget=epochs
     assert status["budget"] == {"kind": "epochs", "value": 2} and status["d_step"] == 16
+
+
+def test_time_budget_counts_training_alone(fast_cfg, monkeypatch):
+    """A slow grid after every G step (0.05 s each) does not eat budget=time: the clock stops
+    for it, and status.json keeps training, evaluation and CPU time apart."""
+    import time
+
+    from gan.sampling.grids import SampleGrid
+
+    monkeypatch.setattr(SampleGrid, "_log", lambda *args: time.sleep(0.05))
+    module, status = fit_budget(fast_cfg, "budget=time", "budget.value=0.5",
+                                "callbacks.samples.every_n_steps=1")
+    grids = module.g_step + 1  # one per G step and the final one
+    assert 0.5 <= status["train_s"] < 0.5 + 5.0  # the step that crossed it, on a loaded machine
+    assert status["eval_s"] >= 0.05 * grids  # every grid was paused time, not training
+    assert status["wall_s"] == pytest.approx(status["train_s"] + status["eval_s"], abs=0.01)
+    assert status["cpu_s"] > 0 and status["img_per_s"] > 0
 
 
 def test_bad_budget_names_the_key(fast_cfg):
@@ -163,7 +180,7 @@ def test_real_tiny_sweep_report(tmp_path):
     hparams, tags, finals = hparams_of(run_dir)
     assert hparams["optim.lr_g"] == pytest.approx(8e-4) and "final/fid" in tags
     assert finals["final/fid"] == pytest.approx(
-        json.loads((run_dir / "metrics.json").read_text())["metrics"]["val/fid"])
+        json.loads((run_dir / "metrics.json").read_text())["metrics"]["fid"])
 
     proc = run_module("gan.report", str(sweep), cwd=tmp_path)
     assert "wrote" in proc.stdout

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 
 import lightning as L
 
@@ -10,10 +12,60 @@ log = logging.getLogger(__name__)
 
 
 class Clock:
-    """Something that keeps a run's training wall time across a resume (the Budget callback)."""
+    """A run's clocks, kept across a resume (the Budget callback is one): `train_s`, the
+    training alone, stopped while `paused()` (evaluation, grids, checkpoint writes); `eval_s`,
+    the paused time; `wall_s`, both."""
+
+    _started: float | None = None   # perf_counter at this session's start; None: not running
+    _before: tuple[float, float] = (0.0, 0.0)  # (train_s, eval_s) of earlier sessions
+    _paused_s = 0.0                 # this session's paused time so far
+    _pause_start: float | None = None
+    _depth = 0
+
+    def start_clock(self) -> None:
+        self._started, self._paused_s, self._pause_start, self._depth = (
+            time.perf_counter(), 0.0, None, 0)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Work that is not training: its time counts as evaluation, not against a budget."""
+        self._depth += 1
+        if self._depth == 1:
+            self._pause_start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._pause_start is not None:
+                self._paused_s += time.perf_counter() - self._pause_start
+                self._pause_start = None
+
+    def _session(self) -> tuple[float, float]:
+        """(training, paused) seconds of this session."""
+        if self._started is None:
+            return 0.0, 0.0
+        now = time.perf_counter()
+        paused = self._paused_s + (now - self._pause_start if self._pause_start else 0.0)
+        return now - self._started - paused - self.untimed_s(), paused + self.untimed_s()
+
+    def untimed_s(self) -> float:
+        """Paused seconds measured elsewhere (checkpoint writes); 0 here."""
+        return 0.0
+
+    def train_s(self) -> float:
+        return self._before[0] + self._session()[0]
+
+    def eval_s(self) -> float:
+        return self._before[1] + self._session()[1]
 
     def wall_s(self) -> float:
-        raise NotImplementedError
+        return self.train_s() + self.eval_s()
+
+
+def paused(trainer: L.Trainer | None):
+    """`with paused(trainer):` stops the run's training clock (if it has one) for the block."""
+    clock = next((c for c in getattr(trainer, "callbacks", []) if isinstance(c, Clock)), None)
+    return clock.paused() if clock is not None else contextlib.nullcontext()
 
 
 def images_seen(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
@@ -23,10 +75,12 @@ def images_seen(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
 
 
 def progress(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-    """Where the run stands, for curves: wall seconds (from the Budget callback, which keeps
-    them across a resume), images seen, G and D steps, epoch."""
+    """Where the run stands, for curves: training seconds (evaluation excluded) and wall
+    seconds (from the Budget callback, which keeps them across a resume), images seen, G and D
+    steps, epoch."""
     budget = next((c for c in trainer.callbacks if isinstance(c, Clock)), None)
-    return {"wall_s": round(budget.wall_s(), 3) if budget else None,
+    return {"train_s": round(budget.train_s(), 3) if budget else None,
+            "wall_s": round(budget.wall_s(), 3) if budget else None,
             "images_seen": images_seen(trainer, pl_module),
             "g_step": pl_module.g_step, "d_step": pl_module.d_step,
             "epoch": trainer.current_epoch}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -170,9 +171,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     system temp dir, where a kill would strand them). Partial files of earlier killed writes
     in the same folder are removed first. Reads (`trainer.fit(ckpt_path=...)`): load_checkpoint's
     one-line errors and weights_only=True. A checkpoint whose weights or optimizer state hold
-    NaN/inf is not written at all."""
+    NaN/inf is not written at all. `seconds`: the time spent writing, which the training clock
+    (gan/runs/budget.py) leaves out."""
+
+    seconds = 0.0
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
+        start = time.perf_counter()
+        try:
+            self._save(checkpoint, path, storage_options)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def _save(self, checkpoint, path, storage_options):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         if not all_finite(checkpoint):  # a diverged run keeps its last good checkpoint

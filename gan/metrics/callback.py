@@ -3,7 +3,6 @@ the final `metrics.json`."""
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -12,8 +11,8 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from gan.core.drawing import cycled_labels, draw, is_conditional
 from gan.core.guard import ADVICE, garbage_reason
-from gan.io.artefacts import update_status
-from gan.io.files import write_json
+from gan.core.progress import paused
+from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class Metrics(L.Callback):
         self.dataset, self.root, self.seed = dataset, root, seed
         self.every_n_epochs, self.every_n_images = every_n_epochs, every_n_images
         self.n, self.n_final = n, n_final
-        self.final: dict[str, float] = {}
+        self._final: dict[str, float] = {}
         self._images_bucket = 0
         if not self.enabled:
             log.info("metrics off: no metric classifier for data=%s (have: %s)", dataset,
@@ -64,6 +63,10 @@ class Metrics(L.Callback):
             return {}
 
     def _evaluate(self, trainer, pl_module) -> None:
+        with paused(trainer):  # evaluation is not training: budget=time does not count it
+            self._evaluate_now(trainer, pl_module)
+
+    def _evaluate_now(self, trainer, pl_module) -> None:
         values = self._score(pl_module, self.n)
         # Same value on every rank (same seed, same weights), so no reduction is needed.
         pl_module.log_dict({f"val/{k}": float(v) for k, v in values.items()}, sync_dist=False)
@@ -75,18 +78,9 @@ class Metrics(L.Callback):
         metric (gan.report draws FID against wall time and images seen from it)."""
         from gan.core.progress import progress
 
-        row = {**progress(trainer, pl_module), "n": n,
-               **{f"val/{k}": float(v) for k, v in values.items()}}
-        path = Path(trainer.default_root_dir) / "curve.csv"
-        fields = None
-        if path.is_file() and path.stat().st_size:
-            with path.open(newline="") as f:
-                fields = next(csv.reader(f))
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields or list(row), extrasaction="ignore")
-            if fields is None:
-                writer.writeheader()
-            writer.writerow(row)
+        append_curve_row(trainer.default_root_dir, {
+            **progress(trainer, pl_module), "n": n,
+            **{f"val/{k}": float(v) for k, v in values.items()}})
 
     def on_train_start(self, trainer, pl_module):
         if self.every_n_images:  # a resume goes on counting from the images already seen
@@ -110,20 +104,51 @@ class Metrics(L.Callback):
             return
         self._evaluate(trainer, pl_module)
 
+    @property
+    def final(self) -> dict[str, float]:
+        """The final metrics (`val/<name>`) once training ended; {} before, or when metrics are
+        off. What `gan.runs.wiring.objective` returns to a sweeper."""
+        return dict(self._final)
+
     def on_train_end(self, trainer, pl_module):
         if not self.enabled or not trainer.is_global_zero:
             return
-        self.final = {f"val/{k}": float(v) for k, v in self._score(pl_module, self.n_final).items()}
-        reason = garbage_reason(self.final, self.max_fid, self.min_classes_covered)
+        with paused(trainer):
+            self._final_metrics(trainer, pl_module)
+
+    def _final_metrics(self, trainer, pl_module) -> None:
+        self._final = {f"val/{k}": float(v)
+                       for k, v in self._score(pl_module, self.n_final).items()}
+        reason = garbage_reason(self._final, self.max_fid, self.min_classes_covered)
         if reason is not None:
             log.warning("run marked diverged: %s; %s", reason, ADVICE)
             update_status(trainer.default_root_dir, status="diverged", reason=reason)
-        if not self.final:
+        if not self._final:
             return
-        report = {"dataset": self.dataset, "n": self.n_final, "reference": "test split",
-                  "g_step": pl_module.g_step, "metrics": self.final}
-        path = Path(trainer.default_root_dir) / "metrics.json"
-        write_json(path, report)
-        self._curve_row(trainer, pl_module, {k[4:]: v for k, v in self.final.items()}, self.n_final)
+        from gan.metrics.classifier import extractor_id
+
+        stamp = protocol(self.dataset, extractor_id(self.dataset), self.n_final, "test",
+                         sampler_name(pl_module), self.seed)
+        write_metrics(Path(trainer.default_root_dir) / METRICS, self._final, stamp,
+                      dataset=self.dataset, g_step=pl_module.g_step)
+        self._curve_row(trainer, pl_module, {k[4:]: v for k, v in self._final.items()},
+                        self.n_final)
         log.info("final metrics (n=%d vs test split): %s", self.n_final,
-                 ", ".join(f"{k}={v:.4g}" for k, v in self.final.items()))
+                 ", ".join(f"{k}={v:.4g}" for k, v in self._final.items()))
+
+
+def sampler_name(pl_module) -> str:
+    """What drew the scored images: the trick that swaps the sampling generator (`ema`), or
+    `generator`."""
+    swaps = [type(t).__name__.lower() for t in pl_module.tricks
+             if t.sampling_generator(pl_module.generator) is not pl_module.generator]
+    return "+".join(swaps) or "generator"
+
+
+def final_metrics(trainer) -> dict[str, float]:
+    """The final metrics (`val/<name>`) of the trainer's Metrics callback; {} without one."""
+    out: dict[str, float] = {}
+    for callback in trainer.callbacks:
+        if isinstance(callback, Metrics):
+            out.update(callback.final)
+    return out

@@ -2,7 +2,10 @@
 
 Equal epochs are not equal budgets: WGAN-GP steps G once per 5 batches, and a resnet runs many
 times slower than a DCGAN. A comparison fixes the images D sees, the G steps, or the wall time.
-At the end the run records its budget and what it spent in `<run dir>/status.json`.
+At the end the run records its budget and what it spent in `<run dir>/status.json`: `train_s`
+(the training clock, which `budget=time` counts: it stops during evaluation, sample grids and
+checkpoint writes), `eval_s` (that stopped time), `wall_s` (both) and `cpu_s` (the process's CPU
+time, all threads, everything included).
 """
 
 from __future__ import annotations
@@ -32,19 +35,23 @@ class Budget(Clock, L.Callback):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
             raise ValueError(f"budget.value must be a number > 0 for budget={kind}, got {value!r}")
         self.kind, self.value = kind, value
-        self._wall_before = 0.0  # wall seconds spent before a resume (from the checkpoint)
-        self._start: float | None = None
         self._start_images = 0
+        self._cpu_before = 0.0     # process CPU seconds of earlier sessions
+        self._cpu_start = 0.0
+        self._io = None            # the Trainer's checkpoint IO, which times its writes
+        self._io_start = 0.0
 
     # ---- what the run has spent --------------------------------------------------------------
 
-    def wall_s(self) -> float:
-        now = time.perf_counter() if self._start is not None else None
-        return self._wall_before + (now - self._start if now is not None else 0.0)
+    def untimed_s(self) -> float:
+        return getattr(self._io, "seconds", 0.0) - self._io_start  # checkpoint writes
+
+    def cpu_s(self) -> float:
+        return self._cpu_before + time.process_time() - self._cpu_start
 
     def spent(self, trainer, pl_module) -> float:
         return {"epochs": lambda: trainer.current_epoch,
-                "time": self.wall_s,
+                "time": self.train_s,
                 "images": lambda: images_seen(trainer, pl_module),
                 "g_steps": lambda: pl_module.g_step}[self.kind]()
 
@@ -61,7 +68,10 @@ class Budget(Clock, L.Callback):
             trainer.fit_loop.max_epochs = -1
 
     def on_train_start(self, trainer, pl_module):
-        self._start = time.perf_counter()
+        self._io = getattr(trainer.strategy, "checkpoint_io", None)
+        self._io_start = getattr(self._io, "seconds", 0.0)
+        self._cpu_start = time.process_time()
+        self.start_clock()
         self._start_images = images_seen(trainer, pl_module)
         if self._reached(trainer, pl_module):  # a resume of a finished run: only the end runs
             trainer.should_stop = True
@@ -79,16 +89,20 @@ class Budget(Clock, L.Callback):
                  ", ".join(f"{k}={v}" for k, v in record.items() if k != "budget"))
 
     def record(self, trainer, pl_module) -> dict:
-        wall = self.wall_s()
-        session = time.perf_counter() - self._start if self._start is not None else 0.0
+        session = self._session()[0]
         seen = images_seen(trainer, pl_module)
         return {"budget": {"kind": self.kind, "value": self.value},
-                "wall_s": round(wall, 3), "images_seen": seen,
-                "g_step": pl_module.g_step, "d_step": pl_module.d_step,
+                "train_s": round(self.train_s(), 3), "eval_s": round(self.eval_s(), 3),
+                "wall_s": round(self.wall_s(), 3), "cpu_s": round(self.cpu_s(), 3),
+                "images_seen": seen, "g_step": pl_module.g_step, "d_step": pl_module.d_step,
+                # images per second of training alone, this session
                 "img_per_s": round((seen - self._start_images) / session, 1) if session else None}
 
     def state_dict(self):
-        return {"wall_s": self.wall_s()}
+        return {"train_s": self.train_s(), "eval_s": self.eval_s(), "cpu_s": self.cpu_s()}
 
     def load_state_dict(self, state_dict):
-        self._wall_before = float(state_dict.get("wall_s", 0.0))
+        # A checkpoint from before the split clocks holds `wall_s` alone (evaluation included).
+        self._before = (float(state_dict.get("train_s", state_dict.get("wall_s", 0.0))),
+                        float(state_dict.get("eval_s", 0.0)))
+        self._cpu_before = float(state_dict.get("cpu_s", 0.0))

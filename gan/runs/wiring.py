@@ -5,7 +5,6 @@ through here, so what a test or a benchmark trains is what a user trains.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +16,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gan.core.module import GAN
-from gan.io.artefacts import read_status, update_status
+from gan.io.artefacts import metric_value, read_metrics, run_verdict, update_status
 from gan.io.checkpoint import AtomicCheckpointIO
 from gan.io.config import build
 from gan.io.errors import usage_error
+from gan.metrics.callback import final_metrics
 from gan.runs.checks import check_config
 from gan.runs.compile import compile_nets
 from gan.runs.init_from import InitFrom
@@ -139,9 +139,7 @@ def objective(trainer: L.Trainer, name: str | None) -> float | None:
     computed them, else the last logged value (e.g. `train/g_loss`)."""
     if name is None:
         return None
-    values = dict(trainer.callback_metrics)
-    for callback in trainer.callbacks:
-        values.update(getattr(callback, "final", {}))
+    values = {**trainer.callback_metrics, **final_metrics(trainer)}
     if name not in values:  # e.g. val/fid with data=fake: the run itself is fine
         log.warning("metric=%s was not logged; logged keys: %s", name, ", ".join(sorted(values)))
         return None
@@ -150,8 +148,6 @@ def objective(trainer: L.Trainer, name: str | None) -> float | None:
 
 def finished(out: Path, name: str | None) -> tuple[bool, float | None]:
     """(True, its metric) when the run dir `out` already holds a finished run (`skip_done`)."""
-    if read_status(out).get("status") not in ("done", "diverged"):
+    if run_verdict(out) not in ("ok", "diverged"):
         return False, None
-    metrics = out / "metrics.json"
-    values = json.loads(metrics.read_text())["metrics"] if metrics.is_file() else {}
-    return True, (float(values[name]) if name in values else None)
+    return True, (metric_value(read_metrics(out), name) if name else None)

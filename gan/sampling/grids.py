@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
+from gan.core.progress import paused
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ class SampleGrid(L.Callback):
         images = pl_module.sample(pl_module.fixed_z, pl_module.fixed_labels)
         self._log(trainer, "samples/fixed_noise", images, filename)
 
+    def _grid(self, trainer, pl_module, filename: str) -> None:
+        with paused(trainer):  # a grid is not training: budget=time does not count it
+            self._log_fixed(trainer, pl_module, filename)
+
     @rank_zero_only
     def on_train_start(self, trainer, pl_module):
         real = trainer.datamodule.train_images[: len(pl_module.fixed_z)]
@@ -54,15 +59,15 @@ class SampleGrid(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = pl_module.g_step
         if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_logged_step:
-            self._log_fixed(trainer, pl_module, f"step{step:07d}.png")
+            self._grid(trainer, pl_module, f"step{step:07d}.png")
 
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
         if self.every_n_epochs and epoch % self.every_n_epochs == 0:
-            self._log_fixed(trainer, pl_module, f"epoch{epoch:03d}.png")
+            self._grid(trainer, pl_module, f"epoch{epoch:03d}.png")
 
     def on_train_end(self, trainer, pl_module):
-        self._log_fixed(trainer, pl_module, "final.png")
+        self._grid(trainer, pl_module, "final.png")
 
 
 class ClassGrid(SampleGrid):

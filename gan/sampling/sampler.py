@@ -9,7 +9,14 @@ import torch
 from omegaconf import OmegaConf
 
 from gan.core.drawing import cycled_labels, draw, is_conditional
-from gan.io.checkpoint import generator_weights, load_checkpoint, mismatch_error, shape_errors
+from gan.io.checkpoint import (
+    EMA,
+    generator_weights,
+    load_checkpoint,
+    mismatch_error,
+    part_weights,
+    shape_errors,
+)
 from gan.io.config import build
 
 
@@ -26,6 +33,7 @@ class Sampler:
         self.generator = build(self.config.model.generator, img_shape=self.img_shape,
                                num_classes=self.num_classes)
         weights = generator_weights(ckpt["state_dict"])
+        self.kind = "ema" if part_weights(ckpt["state_dict"], EMA) else "generator"
         errors = shape_errors("generator", weights, self.generator.state_dict())
         if errors:
             raise mismatch_error(path, "ckpt_path", hparams["config"], hparams["config"], errors)

@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
+from gan.core.progress import paused
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -73,6 +74,10 @@ class Interpolation(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer, pl_module):
+        with paused(trainer):  # not training: the training clock stops for it
+            self._walks(trainer, pl_module)
+
+    def _walks(self, trainer, pl_module) -> None:
         conditional = is_conditional(pl_module.generator)
         num_classes = pl_module.hparams.num_classes
         grids = {"interpolation": (slerp_strips(

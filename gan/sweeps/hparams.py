@@ -8,6 +8,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
+from gan.metrics.callback import final_metrics
+
 TRAIN_KEYS = ("train/d_loss", "train/g_loss")  # last values: metrics where there is no classifier
 
 
@@ -55,9 +57,7 @@ class HParams(L.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or not trainer.is_global_zero:
             return
-        final: dict[str, float] = {}
-        for callback in trainer.callbacks:
-            final.update(getattr(callback, "final", {}))
+        final = final_metrics(trainer)
         for key in TRAIN_KEYS:
             if key in trainer.callback_metrics:
                 final[key] = float(trainer.callback_metrics[key])

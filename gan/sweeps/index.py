@@ -1,8 +1,8 @@
 """Sweeps: `index.tsv` (one row per job), readable job folder names, and a non-zero exit when a
 job failed.
 
-`index.tsv` columns: job, status (ok | diverged | interrupted | failed, from the run's
-status.json), metric (what the job returned), peak_rss_mb (the job's peak resident memory:
+`index.tsv` columns: job, status (gan.io.artefacts.run_verdict: ok | diverged | interrupted |
+failed | unreadable), metric (what the job returned), peak_rss_mb (the job's peak resident memory:
 in-process launchers run every job in one process, so growth shows here), dir, overrides.
 """
 
@@ -18,13 +18,13 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from gan.io.artefacts import SWEPT_KEYS, read_status, update_status
+from gan.io.artefacts import INDEX, SWEPT_KEYS, run_verdict, update_status
 
 log = logging.getLogger(__name__)
 
 
 COLUMNS = ["job", "status", "metric", "peak_rss_mb", "dir", "overrides"]
-BAD = ("failed", "interrupted")  # statuses that make `-m` exit non-zero
+BAD = ("failed", "interrupted", "unreadable")  # statuses that make `-m` exit non-zero
 
 
 def find_swept_keys(master: DictConfig) -> list[str]:
@@ -60,18 +60,11 @@ def peak_rss_mb() -> float | None:
     return None
 
 
-def job_status(run_dir: Path, completed: bool) -> str:
-    status = read_status(run_dir).get("status")
-    if not completed or (run_dir / "FAILED.txt").exists() or status == "failed":
-        return "failed"
-    return status if status in ("diverged", "interrupted") else "ok"
-
-
 def read_index(sweep_dir: str | Path) -> list[dict]:
     """The rows of `index.tsv`, the latest one per job folder: a sweep run again into the same
     dir (a study with skip_done) appends rows, and a job that failed before and is fine now
     counts as fine."""
-    path = Path(sweep_dir) / "index.tsv"
+    path = Path(sweep_dir) / INDEX
     if not path.is_file():
         return []
     with path.open(newline="") as f:
@@ -97,14 +90,14 @@ class SweepIndex(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if config.hydra.mode.name != "MULTIRUN":
             return
-        index = Path(config.hydra.sweep.dir) / "index.tsv"
+        index = Path(config.hydra.sweep.dir) / INDEX
         ok = job_return.status == JobStatus.COMPLETED
         value = job_return.return_value if ok else None
         run_dir = Path(config.hydra.runtime.output_dir)
         rss = peak_rss_mb()
         if rss is not None and run_dir.is_dir():
             update_status(run_dir, peak_rss_mb=rss)
-        row = [config.hydra.job.num, job_status(run_dir, ok), value, rss, run_dir.name,
+        row = [config.hydra.job.num, run_verdict(run_dir, ok), value, rss, run_dir.name,
                " ".join(job_return.overrides or [])]
         # One short line in append mode: parallel jobs (joblib, submitit) do not interleave.
         with index.open("a", newline="") as f:

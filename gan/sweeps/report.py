@@ -2,17 +2,26 @@
 [report.baseline=key=value[,key=value]]`.
 
 DIR is a sweep folder (basic, joblib, submitit or Optuna), or run dirs; every run dir below it
-(a folder with `.hydra/config.yaml`) is read. Runs are grouped by their config minus `seed`
-(and the `report.ignore` keys): the seeds of one variant. `report/` inside the first DIR gets
+(a folder with `.hydra/config.yaml`) is read. Runs are grouped by their config minus `seed`,
+bookkeeping keys (`BOOKKEEPING`) and the `report.ignore` keys: the seeds of one variant. Groups
+are named by Hydra choices and values (`loss=hinge`), never by class paths. `report/` inside
+the first DIR gets
 
-- `report.md`, `report.csv`: one row per group, ranked by mean final FID, with the mean and the
-  95 % Student-t interval over seeds of every final metric, and the config keys whose values
-  differ between groups (a loss file that brings its own optimizer shows up there);
-- `curves.png`: FID against wall time and against images seen, mean per group with its band;
+- `report.md`, `report.csv`: per group, against the baseline (`report.baseline=`) or else the
+  top-ranked group: the difference of mean FIDs with its 95 % interval (Welch, or paired when
+  the seeds match and the data and nets agree), the p-value adjusted by Holm, the verdict at
+  alpha 0.05, the success rate, every seed's FID and the median; every final metric with its
+  interval (Student-t; bounded metrics: the seeds' range at n <= 3, else a bootstrap
+  percentile interval); what the design can detect; the time spent (training, evaluation,
+  CPU, each said);
+- `curves.png`: FID against training time and against images seen, mean per group with its
+  band;
 - `mosaic.png`: the final grid of each group, labelled with its differing keys.
 
-Statistics use every run that wrote final metrics (ok or diverged: a variant that diverges is
-worse, not absent); failed runs are counted, not averaged.
+Failures count: a failed, diverged or unreadable run is the worst outcome, its FID set to the
+worst of the guard's ceiling (`guard.max_fid`) and every FID measured, so a variant that
+diverges in any seed ranks below one that never does. Groups rank by success rate, then by
+their median FID.
 """
 
 from __future__ import annotations
@@ -20,29 +29,47 @@ from __future__ import annotations
 import csv
 import json
 import math
-import textwrap
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from gan.io.artefacts import read_status
+from gan.io.artefacts import Unreadable, read_curve, read_metrics, read_status, run_verdict
+from gan.io.legacy import current_target
+from gan.sweeps import stats
+from gan.sweeps.figures import mosaic_size, plot_curves, plot_mosaic
+from gan.sweeps.stats import Comparison, t_interval
 
-# Final metrics (metrics.json, `val/<name>`), in table order, with their column titles.
+__all__ = ["make_report", "mosaic_size", "t_interval", "Report", "Group", "Run"]
+
+# Final metrics (metrics.json), in table order, with their column titles.
 METRICS = {"fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
            "coverage": "coverage", "classes_covered": "classes",
            "min_class_share": "rarest class", "label_accuracy": "label acc",
            "label_purity": "label purity"}
+PRIMARY = "fid"  # what ranks and what the verdicts test; lower is better
+# Metrics bounded to a range (classes_covered: 0 .. the dataset's classes): their intervals
+# must stay inside it.
+BOUNDED = {"precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0),
+           "min_class_share": (0.0, 1.0), "label_accuracy": (0.0, 1.0),
+           "label_purity": (0.0, 1.0), "classes_covered": (0.0, math.inf)}
 
+# What status.json says a run spent, with column titles that say which clock.
+SPENT = {"train_s": "train s (training only)", "eval_s": "eval s (metrics, grids, ckpts)",
+         "wall_s": "wall s (all)", "cpu_s": "CPU s (process)",
+         "img_per_s": "img/s (training)", "g_step": "G steps", "images_seen": "images"}
 
-SPENT = {"wall_s": "wall s", "img_per_s": "img/s", "g_step": "G steps",
-         "images_seen": "images"}
-
-
-STATUS_COLUMNS = ("ok", "diverged", "failed")
-
+FAILED = ("failed", "diverged", "unreadable")    # the worst outcome
+PENDING = ("running", "interrupted")             # no outcome yet: counted, not scored
+STATUS_COLUMNS = ("ok", "diverged", "failed")    # unreadable counts as failed
 
 DEFAULT_IGNORE = ("seed",)
+# Keys that say how a run was run, not what was trained: they never split groups (a resumed
+# run is one more seed of its variant, not a variant of its own).
+BOOKKEEPING = ("ckpt_path", "skip_done", "threads", "save_every_n_batches", "init_from_log",
+               "trainer.enable_progress_bar", "trainer.default_root_dir", "hydra",
+               "hparams_search", "logger")
 
 
 @dataclass
@@ -50,8 +77,8 @@ class Run:
     dir: Path
     config: dict          # flat `a.b.c` -> value, interpolations resolved where they can be
     seed: object
-    status: str           # ok | diverged | failed | interrupted | running
-    metrics: dict         # final metrics, names without `val/`
+    status: str           # a verdict of gan.io.artefacts.run_verdict
+    metrics: dict         # final metrics, bare names
     record: dict          # status.json
     curve: list = field(default_factory=list)  # curve.csv rows, floats
     derived: set = field(default_factory=set)  # keys set by an interpolation (`${..lr_g}`)
@@ -76,7 +103,9 @@ def _natural(path: Path) -> tuple:
 def flatten(cfg, prefix: str = "", derived: set | None = None) -> dict:
     """Leaves of a config as `a.b.c` -> value. Interpolations are resolved where they can be
     outside the run (`${..lr_g}`), those of `${seed}` are dropped (they follow the seed), and
-    those Hydra fills in at run time (`${hydra:...}`) stay as written."""
+    those Hydra fills in at run time (`${hydra:...}`) stay as written. A `_target_` becomes
+    `<node>.class`, today's class name: groups are named by choices and values, and a run
+    from before the class moved groups with one from after."""
     out = {}
     raw = OmegaConf.to_container(cfg, resolve=False)
 
@@ -97,32 +126,13 @@ def flatten(cfg, prefix: str = "", derived: set | None = None) -> dict:
                         node) else node
                 except Exception:  # noqa: BLE001 (an unresolvable interpolation stays as text)
                     pass
+        if path == "_target_" or path.endswith("._target_"):
+            path = path.removesuffix("_target_") + "class"
+            node = current_target(node).rsplit(".", 1)[-1] if isinstance(node, str) else node
         out[path] = json.dumps(node) if isinstance(node, (list, dict)) else node
 
     walk(raw, prefix)
     return out
-
-
-def run_status(run_dir: Path, record: dict, has_metrics: bool) -> str:
-    status = record.get("status")
-    if (run_dir / "FAILED.txt").exists() or status == "failed":
-        return "failed"
-    if status in ("diverged", "interrupted", "running"):
-        return status
-    if status == "done" or has_metrics or (run_dir / "samples" / "final.png").is_file():
-        return "ok"
-    return "failed"  # never finished and says nothing: killed, or crashed before status.json
-
-
-def read_curve(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            rows.append({k: float(v) if v not in ("", None) else math.nan
-                         for k, v in row.items()})
-    return rows
 
 
 def load_run(run_dir: Path) -> Run:
@@ -130,37 +140,42 @@ def load_run(run_dir: Path) -> Run:
     derived: set = set()
     flat = flatten(cfg, derived=derived)
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
-    if hydra_yaml.is_file():  # group choices (`loss: hinge`) read better than their _target_
+    if hydra_yaml.is_file():  # group choices (`loss: hinge`) read better than their class
         choices = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices") or {}
         flat.update({k: v for k, v in choices.items() if not k.startswith("hydra")
                      and v is not None})
-    metrics_json = run_dir / "metrics.json"
-    metrics = {}
-    if metrics_json.is_file():
-        metrics = {k.removeprefix("val/"): float(v)
-                   for k, v in json.loads(metrics_json.read_text())["metrics"].items()}
-    record = read_status(run_dir)
-    return Run(run_dir, flat, cfg.get("seed"), run_status(run_dir, record, bool(metrics)),
-               metrics, record, read_curve(run_dir / "curve.csv"), derived)
+    try:
+        metrics = read_metrics(run_dir)
+    except Unreadable:
+        metrics = {}  # run_verdict says `unreadable`
+    return Run(run_dir, flat, cfg.get("seed"), run_verdict(run_dir), metrics,
+               read_status(run_dir), read_curve(run_dir), derived)
 
 
-def t_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the Student-t interval; (x, inf) for one value, (nan, nan) for
-    none: one seed says nothing about the spread."""
-    from scipy import stats
+@dataclass
+class Summary:
+    """One metric over a group's seeds: mean, median, an interval (`how`: Student-t, min–max
+    or bootstrap) and the values."""
+    mean: float = math.nan
+    median: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    how: str = ""
+    values: list = field(default_factory=list)
 
-    xs = [v for v in values if v is not None and math.isfinite(v)]
+
+def summary(values: list[float], bounds: tuple[float, float] | None = None) -> Summary:
+    xs = stats.finite(values)
     if not xs:
-        return math.nan, math.nan
-    mean = sum(xs) / len(xs)
-    if len(xs) == 1:
-        return mean, math.inf
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-    return mean, float(stats.t.ppf((1 + confidence) / 2, len(xs) - 1)) * sd / math.sqrt(len(xs))
-
-
-def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] - a[1] <= b[0] + b[1] and b[0] - b[1] <= a[0] + a[1]
+        return Summary()
+    mean, median = sum(xs) / len(xs), statistics.median(xs)
+    if bounds is not None:
+        low, high = stats.bounded_interval(xs, *bounds)
+        how = "min–max" if len(xs) <= 3 else "bootstrap"
+    else:
+        _, half = t_interval(xs)
+        low, high, how = mean - half, mean + half, "t"
+    return Summary(mean, median, low, high, how, xs)
 
 
 @dataclass
@@ -170,20 +185,31 @@ class Group:
     id: str = ""
     label: str = ""
     chosen: list = field(default_factory=list)     # the keys labels may name
-    stats: dict = field(default_factory=dict)      # metric -> (mean, half-width)
-    spent: dict = field(default_factory=dict)      # wall_s, img_per_s, ... -> mean
-    vs_best: str = ""
-    vs_baseline: str = ""
+    stats: dict = field(default_factory=dict)      # metric -> Summary (seeds that scored)
+    outcome: Summary = field(default_factory=Summary)  # PRIMARY, a failure at the worst value
+    seeds: dict = field(default_factory=dict)      # seed -> PRIMARY outcome
+    spent: dict = field(default_factory=dict)      # train_s, eval_s, ... -> mean
+    comparison: Comparison | None = None           # vs the reference; None for the reference
+    verdict: str = ""
 
     @property
     def config(self) -> dict:
         return self.runs[0].config
 
+    @property
+    def headline(self) -> str:
+        return f"FID median {fmt(self.outcome.median)}"
+
     def counts(self) -> dict:
         out = dict.fromkeys(STATUS_COLUMNS, 0)
         for run in self.runs:
+            if run.status != "ok" and run.status in PENDING:
+                continue
             out[run.status if run.status in ("ok", "diverged") else "failed"] += 1
         return out
+
+    def success(self) -> str:
+        return f"{sum(r.status == 'ok' for r in self.runs)}/{len(self.runs)}"
 
     def scored(self) -> list[Run]:
         return [r for r in self.runs if r.metrics and r.status in ("ok", "diverged")]
@@ -201,9 +227,9 @@ def ignored(key: str, ignore: tuple[str, ...]) -> bool:
 
 
 def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> tuple[list[Group], list[str]]:
-    """Groups of runs whose configs agree on every key but `seed` and `ignore`, and the keys
-    whose values differ between groups."""
-    ignore = (*DEFAULT_IGNORE, *ignore)
+    """Groups of runs whose configs agree on every key but `seed`, bookkeeping and `ignore`,
+    and the keys whose values differ between groups."""
+    ignore = (*DEFAULT_IGNORE, *BOOKKEEPING, *ignore)
     groups: dict[tuple, Group] = {}
     for run in runs:
         key = tuple(sorted((k, repr(v)) for k, v in run.config.items() if not ignored(k, ignore)))
@@ -213,9 +239,10 @@ def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> tuple[list[Grou
     out = list(groups.values())
     derived = set().union(*(r.derived for r in runs))
     # Labels name what was chosen: not the keys that follow another (`optim.generator.lr:
-    # ${..lr_g}`, `loss._target_` when the `loss` option differs); the list keeps them all.
-    chosen = [k for k in differ if k not in derived
-              and not (k.endswith("._target_") and k.removesuffix("._target_") in differ)]
+    # ${..lr_g}`), nor the class an option brings (`loss.class` when `loss` differs).
+    differ = [k for k in differ if not (k.endswith(".class") and k.removesuffix(".class")
+                                        in differ)]
+    chosen = [k for k in differ if k not in derived]
     for i, g in enumerate(out, 1):
         g.id = f"g{i}"
         g.chosen = chosen
@@ -239,51 +266,101 @@ def relabel(groups: list[Group], baseline: Group) -> None:
             "same config as the baseline"
 
 
-def summarise(group: Group) -> None:
+def worst_value(runs: list[Run]) -> float:
+    """The FID a failed run counts as: the worst of the guard's ceiling and every FID
+    measured (NaN when nothing was measured: then there is nothing to rank on)."""
+    measured = [r.metrics[PRIMARY] for r in runs if math.isfinite(r.metrics.get(PRIMARY,
+                                                                               math.nan))]
+    ceilings = [float(r.config["guard.max_fid"]) for r in runs
+                if isinstance(r.config.get("guard.max_fid"), (int, float))]
+    return max(measured + ceilings) if measured else math.nan
+
+
+def summarise(group: Group, worst: float) -> None:
     scored = group.scored()
     for name in METRICS:
-        group.stats[name] = t_interval([r.metrics.get(name, math.nan) for r in scored])
-    fids = [r.metrics["fid"] for r in scored if math.isfinite(r.metrics.get("fid", math.nan))]
-    group.stats["best_fid"] = (min(fids) if fids else math.nan, math.nan)
+        group.stats[name] = summary([r.metrics.get(name, math.nan) for r in scored],
+                                    BOUNDED.get(name))
+    group.seeds = {}
+    for run in group.runs:
+        if run.status in FAILED:
+            group.seeds[run.seed] = worst
+        elif run.status == "ok" and PRIMARY in run.metrics:
+            group.seeds[run.seed] = run.metrics[PRIMARY]
+    group.outcome = summary(list(group.seeds.values()))
     for name in SPENT:
         values = [r.record[name] for r in group.runs if isinstance(r.record.get(name),
                                                                    (int, float))]
         group.spent[name] = sum(values) / len(values) if values else math.nan
 
 
-def rank(groups: list[Group], baseline: Group | None = None) -> list[Group]:
-    """Sorted by mean FID (groups without one last). A group whose interval overlaps the best
-    group's is "not distinguishable from the best"; against a baseline, an interval entirely
-    below is "better", entirely above "worse", overlapping "can't tell" (conservative)."""
-    def fid(g):
-        m = g.stats["fid"][0]
-        return (0, m) if math.isfinite(m) else (1, 0)
+def rank(groups: list[Group]) -> list[Group]:
+    """By success rate (ok runs of all), then by median FID with a failure counting as the worst
+    (then by mean; groups without any FID last). A variant that diverges in some seeds never
+    ranks above one that never does, however good its survivors: a recipe is worth its
+    failures. Within one success rate the median stays honest with failures in it."""
+    def key(g):
+        finished = [r for r in g.runs if r.status not in PENDING]
+        rate = sum(r.status == "ok" for r in finished) / len(finished) if finished else 0.0
+        med = g.outcome.median
+        return (0, -rate, med, g.outcome.mean) if math.isfinite(med) else (1, 0.0, 0.0, 0.0)
 
-    ranked = sorted(groups, key=fid)
-    best = ranked[0].stats["fid"] if ranked and math.isfinite(ranked[0].stats["fid"][0]) else None
-    for g in ranked:
-        fid_g = g.stats["fid"]
-        if best is None or not math.isfinite(fid_g[0]):
-            g.vs_best = "no FID"
-        elif g is ranked[0]:
-            g.vs_best = "best"
-        elif overlaps(fid_g, best):
-            g.vs_best = "not distinguishable from the best"
+    return sorted(groups, key=key)
+
+
+def pairable(a: Group, b: Group) -> bool:
+    """A paired test is valid when the seeds match one to one and the data and nets agree:
+    the same seed then gives the same initial weights and the same data order."""
+    if set(a.seeds) != set(b.seeds) or len(a.seeds) < 2 or len(a.seeds) != len(
+            [r for r in a.runs if r.seed in a.seeds]):
+        return False
+    keys = {k for k in (*a.config, *b.config)
+            if k in ("data", "model") or k.startswith(("data.", "model."))}
+    return all(fmt(a.config.get(k)) == fmt(b.config.get(k)) for k in keys)
+
+
+def compare(groups: list[Group], reference: Group, vs: str) -> None:
+    """Each group against `reference`: Welch (or paired) on the FID outcomes, Holm over all
+    comparisons, the verdict at alpha 0.05. `vs`: `baseline` or `best`."""
+    others = [g for g in groups if g is not reference]
+    for g in others:
+        if pairable(g, reference):
+            seeds = sorted(g.seeds, key=str)
+            g.comparison = stats.paired([g.seeds[s] for s in seeds],
+                                        [reference.seeds[s] for s in seeds])
         else:
-            g.vs_best = "worse than the best"
-        if baseline is not None:
-            b = baseline.stats["fid"]
-            if g is baseline:
-                g.vs_baseline = "baseline"
-            elif not (math.isfinite(fid_g[0]) and math.isfinite(b[0])):
-                g.vs_baseline = "can't tell"
-            elif fid_g[0] + fid_g[1] < b[0] - b[1]:
-                g.vs_baseline = "better"
-            elif fid_g[0] - fid_g[1] > b[0] + b[1]:
-                g.vs_baseline = "worse"
-            else:
-                g.vs_baseline = "can't tell"
-    return ranked
+            g.comparison = stats.welch(g.outcome.values, reference.outcome.values)
+    for g, p in zip(others, stats.holm([g.comparison.p for g in others])):
+        g.comparison.p_adjusted = p
+    reference.verdict = vs
+    for g in others:
+        c = g.comparison
+        if not math.isfinite(c.p_adjusted):
+            g.verdict = "can't tell (fewer than 2 seeds)"
+        elif c.p_adjusted >= stats.ALPHA:
+            g.verdict = "can't tell" if vs == "baseline" else "not distinguishable from the best"
+        elif c.diff < 0:
+            g.verdict = "better" if vs == "baseline" else "better than the top-ranked"
+        else:
+            g.verdict = "worse" if vs == "baseline" else "worse than the best"
+
+
+def power_line(groups: list[Group]) -> str:
+    """What the design can detect: the smallest FID difference found at alpha 0.05 (two-sided,
+    before Holm) with power 0.8, at the design's seeds per group and the pooled spread of the
+    runs that finished, and the seeds needed to detect half of it."""
+    sizes = sorted(len(g.runs) for g in groups)
+    n = sizes[len(sizes) // 2] if sizes else 0
+    sd = stats.pooled_sd([[r.metrics.get(PRIMARY, math.nan) for r in g.runs if r.status == "ok"]
+                          for g in groups])
+    delta = stats.detectable(sd, n)
+    if not math.isfinite(delta):
+        return "**Power:** fewer than 2 finished seeds per group: no spread to size the design."
+    need = stats.seeds_needed(delta / 2, sd)
+    return (f"**Power:** at n = {n} seeds per group and a pooled SD of {fmt(sd, 3)} FID, the "
+            f"smallest difference detected with power 0.8 at α = 0.05 (two-sided t, before "
+            f"Holm) is {fmt(delta, 3)} FID; detecting half of it ({fmt(delta / 2, 3)}) needs "
+            f"{need if need else 'more than 10,000'} seeds per group.")
 
 
 def select(groups: list[Group], selector: str) -> Group:
@@ -320,11 +397,13 @@ def fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
-def pm(stat: tuple[float, float]) -> str:
-    mean, half = stat
-    if not math.isfinite(mean):
+def interval(s: Summary) -> str:
+    """`mean [low, high]`, or `mean` alone when the interval is unknown (one seed)."""
+    if not math.isfinite(s.mean):
         return "–"
-    return fmt(mean) if not math.isfinite(half) else f"{fmt(mean)} ± {fmt(half, 3)}"
+    if not (math.isfinite(s.low) and math.isfinite(s.high)):
+        return fmt(s.mean)
+    return f"{fmt(s.mean)} [{fmt(s.low, 3)}, {fmt(s.high, 3)}]"
 
 
 @dataclass
@@ -334,6 +413,8 @@ class Report:
     runs: list[Run]
     out: Path
     notes: list[str]
+    reference: Group | None = None
+    vs: str = "best"
 
 
 def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
@@ -345,20 +426,30 @@ def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
                                 f"{', '.join(map(str, dirs))}")
     runs = [load_run(p) for p in paths]
     groups, differ = group_runs(runs, tuple(ignore))
+    worst = worst_value(runs)
     for g in groups:
-        summarise(g)
-    reference = select(groups, baseline) if baseline else None
-    if reference is not None:
+        summarise(g, worst)
+    ranked = rank(groups)
+    reference = select(groups, baseline) if baseline else ranked[0]
+    if baseline:
         relabel(groups, reference)
-    ranked = rank(groups, reference)
-    notes = []
+    compare(ranked, reference, "baseline" if baseline else "best")
+    notes = [power_line(ranked)]
+    if math.isfinite(worst) and any(r.status in FAILED for r in runs):
+        notes.append(f"**Failures count:** a failed, diverged or unreadable run counts as FID "
+                     f"{fmt(worst)} (the worst of guard.max_fid and every FID measured).")
+    pending = [r for r in runs if r.status in PENDING]
+    if pending:
+        notes.append(f"**Not finished:** {len(pending)} run(s) still running or interrupted "
+                     "are counted in the success rate but not scored.")
     budgets = {g.id: g.budget() for g in ranked}
     if len(set(budgets.values())) > 1:
         notes.append("**Budget mismatch:** groups ran under different budgets: "
                      + "; ".join(f"{gid}: {b}" for gid, b in budgets.items()))
     out = Path(out) if out else dirs[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
-    report = Report(ranked, differ, runs, out, notes)
+    report = Report(ranked, differ, runs, out, notes, reference,
+                    "baseline" if baseline else "best")
     write_tables(report, dirs)
     plot_curves(report, out / "curves.png")
     plot_mosaic(report, out / "mosaic.png")
@@ -367,23 +458,41 @@ def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
 
 def columns(report: Report) -> list[str]:
     """Metrics some group has (label accuracy only for conditional generators)."""
-    return [m for m in METRICS if any(math.isfinite(g.stats[m][0]) for g in report.groups)]
+    return [m for m in METRICS if any(math.isfinite(g.stats[m].mean) for g in report.groups)]
 
 
-def write_tables(report: Report, dirs: list[Path]) -> None:
-    metrics = columns(report)
-    has_baseline = any(g.vs_baseline for g in report.groups)
+def spent_columns(report: Report) -> list[str]:
+    return [k for k in SPENT if any(math.isfinite(g.spent[k]) for g in report.groups)]
+
+
+def seed_values(g: Group) -> str:
+    """Every seed's FID outcome, a failed one marked."""
+    failed = {r.seed for r in g.runs if r.status in FAILED}
+    return " ".join(f"{s}:{fmt(v)}{'✗' if s in failed else ''}"
+                    for s, v in sorted(g.seeds.items(), key=lambda kv: str(kv[0])))
+
+
+def verdict_row(i: int, g: Group) -> dict:
+    c = g.comparison or Comparison()
+    return {"rank": i, "group": g.id, "what differs": g.label, "n": len(g.runs),
+            **g.counts(), "success": g.success(), "fid_median": g.outcome.median,
+            "fid_mean": g.outcome.mean, "fid_low": g.outcome.low, "fid_high": g.outcome.high,
+            "fid_seeds": seed_values(g), "diff": c.diff, "diff_low": c.low,
+            "diff_high": c.high, "p": c.p, "p_holm": c.p_adjusted, "test": c.test,
+            "verdict": g.verdict}
+
+
+def write_csv(report: Report) -> None:
+    metrics, spent = columns(report), spent_columns(report)
     rows = []
     for i, g in enumerate(report.groups, 1):
-        counts = g.counts()
-        row = {"rank": i, "group": g.id, "what differs": g.label, "n": len(g.runs), **counts}
+        row = verdict_row(i, g)
         for m in metrics:
-            row[f"{m}_mean"], row[f"{m}_ci95"] = g.stats[m]
-        row["best_fid"] = g.stats["best_fid"][0]
-        row.update({k: g.spent[k] for k in SPENT})
-        row["vs best"] = g.vs_best
-        if has_baseline:
-            row["vs baseline"] = g.vs_baseline
+            s = g.stats[m]
+            row.update({f"{m}_scored_mean": s.mean, f"{m}_scored_median": s.median,
+                        f"{m}_scored_low": s.low, f"{m}_scored_high": s.high,
+                        f"{m}_interval": s.how})
+        row.update({k: g.spent[k] for k in spent})
         row["budget"] = g.budget()
         row["runs"] = " ".join(str(r.dir) for r in g.runs)
         rows.append(row)
@@ -392,135 +501,76 @@ def write_tables(report: Report, dirs: list[Path]) -> None:
         writer.writeheader()
         writer.writerows(rows)
 
-    header = ["#", "group", "what differs", "n", "ok/div/fail",
-              *[METRICS[m] for m in metrics], "best FID", *SPENT.values(), "vs best"]
-    if has_baseline:
-        header.append("vs baseline")
-    lines = [f"# Report: {len(report.runs)} runs in {len(report.groups)} groups",
-             "",
-             f"From {', '.join(f'`{d}`' for d in dirs)}. A group is one config with its seeds. "
-             "Metrics: mean ± half-width of the 95 % Student-t interval over the seeds that "
-             "wrote final metrics (ok and diverged runs). Ranked by mean FID (lower is better); "
-             "intervals that overlap the best's are marked \"not distinguishable from the "
-             "best\".", ""]
-    lines += [n + "\n" for n in report.notes]
+
+def verdict_table(report: Report) -> list[str]:
+    ref = report.reference
+    header = ["#", "group", "what differs", "ok/all", "FID median", "FID mean [95 % t]",
+              "FID per seed", f"Δ FID vs {ref.id if ref else '–'} [95 %]", "p", "p (Holm)",
+              "test", "verdict"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, g in enumerate(report.groups, 1):
+        c = g.comparison
+        delta = "–" if c is None else (
+            f"{fmt(c.diff, 3)} [{fmt(c.low, 3)}, {fmt(c.high, 3)}]" if math.isfinite(c.diff)
+            else "–")
+        cells = [str(i), g.id, g.label, g.success(), fmt(g.outcome.median),
+                 interval(g.outcome), seed_values(g), delta,
+                 fmt(c.p, 2) if c else "–", fmt(c.p_adjusted, 2) if c else "–",
+                 c.test if c else "reference", g.verdict]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def metrics_table(report: Report) -> list[str]:
+    metrics, spent = columns(report), spent_columns(report)
+    header = ["#", "group", *[f"{METRICS[m]} (median)" for m in metrics],
+              *[SPENT[k] for k in spent]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, g in enumerate(report.groups, 1):
+        cells = [str(i), g.id,
+                 *[f"{interval(g.stats[m])} ({fmt(g.stats[m].median)})" for m in metrics],
+                 *[fmt(g.spent[k]) for k in spent]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def intro(report: Report, dirs: list[Path]) -> list[str]:
+    against = (f"the baseline {report.reference.id}" if report.vs == "baseline"
+               else f"the top-ranked group {report.reference.id}")
+    return [
+        f"# Report: {len(report.runs)} runs in {len(report.groups)} groups", "",
+        f"From {', '.join(f'`{d}`' for d in dirs)}. A group is one config with its seeds. "
+        "Ranked by success rate (ok runs of all), then by the median FID over the seeds (lower "
+        "is better), a failed, diverged or unreadable seed counting as the worst FID. Each "
+        "group is compared with "
+        f"{against}: Δ is the difference of mean FIDs with its 95 % interval, by Welch's "
+        "t-test, or by a paired t-test (`test` = paired) where the seeds match and the data "
+        "and nets agree (same initial weights and data order); p-values are adjusted for the "
+        "number of comparisons by Holm's method, and the verdict is taken at α = 0.05 on the "
+        "Holm-adjusted p.", ""]
+
+
+def write_tables(report: Report, dirs: list[Path]) -> None:
+    write_csv(report)
+    lines = intro(report, dirs) + [n + "\n" for n in report.notes]
     if report.differ:
         lines += ["## What differs between groups", ""]
         for k in report.differ:
             lines.append(f"- `{k}`: " + " | ".join(
                 fmt(g.config.get(k, "<unset>")) for g in report.groups))
         lines.append("")
-    lines += ["## Ranking", "", "| " + " | ".join(header) + " |",
-              "|" + "---|" * len(header)]
-    for i, g in enumerate(report.groups, 1):
-        c = g.counts()
-        cells = [str(i), g.id, g.label, str(len(g.runs)),
-                 f"{c['ok']}/{c['diverged']}/{c['failed']}",
-                 *[pm(g.stats[m]) for m in metrics], fmt(g.stats["best_fid"][0]),
-                 *[fmt(g.spent[k]) for k in SPENT], g.vs_best]
-        if has_baseline:
-            cells.append(g.vs_baseline)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "![FID curves](curves.png)", "", "![final grids](mosaic.png)", "",
+    lines += ["## Verdicts", "", *verdict_table(report), "",
+              "## Final metrics and time spent", "",
+              "Over the seeds that wrote final metrics (ok and diverged runs): mean [interval] "
+              "(median). FID and KID: 95 % Student-t interval; bounded metrics (precision, "
+              "recall, coverage, classes, rarest class, label scores): the seeds' min–max at "
+              "n ≤ 3, else a 95 % bootstrap percentile interval. Time: means over runs, from "
+              "status.json; `train s` is the training clock alone (what budget=time counts), "
+              "`eval s` the evaluation, grids and checkpoints, `CPU s` the process's CPU time.",
+              "", *metrics_table(report),
+              "", "![FID curves](curves.png)", "", "![final grids](mosaic.png)", "",
               "## Runs", ""]
     for g in report.groups:
         lines.append(f"- {g.id} ({g.budget()}): " + ", ".join(
             f"`{r.dir.name}` ({r.status})" for r in g.runs))
     (report.out / "report.md").write_text("\n".join(lines) + "\n")
-
-
-def _group_curve(group: Group, x: str) -> tuple[list[float], list[float], list[float]]:
-    """Mean x, mean FID and its half-width at each evaluation (curves aligned by index; the
-    final n_final evaluation is left out as it uses more samples)."""
-    curves = []
-    for run in group.scored():
-        rows = [r for r in run.curve if math.isfinite(r.get("val/fid", math.nan))]
-        if rows:
-            rows = [r for r in rows if r.get("n") == rows[0].get("n")]
-            curves.append(rows)
-    if not curves:
-        return [], [], []
-    length = min(len(c) for c in curves)
-    xs, ys, hs = [], [], []
-    for i in range(length):
-        xs.append(sum(c[i].get(x, math.nan) for c in curves) / len(curves))
-        mean, half = t_interval([c[i]["val/fid"] for c in curves])
-        ys.append(mean)
-        hs.append(half if math.isfinite(half) else 0.0)
-    return xs, ys, hs
-
-
-def plot_curves(report: Report, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
-    drawn = False
-    for g in report.groups:
-        for ax, x in zip(axes, ("wall_s", "images_seen")):
-            xs, ys, hs = _group_curve(g, x)
-            if not xs:
-                continue
-            drawn = True
-            (line,) = ax.plot(xs, ys, marker="o", ms=3, label=f"{g.id}: {g.label}"[:60])
-            # FID > 0; log axis: a study spans FID 10 to 1,000 and the good groups sit low
-            ax.fill_between(xs, [max(y - h, y / 10) for y, h in zip(ys, hs)],
-                            [y + h for y, h in zip(ys, hs)],
-                            color=line.get_color(), alpha=0.2)
-    for ax, title in zip(axes, ("wall time (s)", "real images seen by D")):
-        ax.set_xlabel(title)
-        ax.set_ylabel("FID (mean, 95 % band; log scale)")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    if drawn:
-        axes[1].legend(fontsize=7)
-    else:
-        axes[0].text(0.5, 0.5, "no curve.csv with val/fid", ha="center",
-                     transform=axes[0].transAxes)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-MOSAIC_COLS = 4
-
-
-MOSAIC_TILE = (3.0, 3.6)  # inches per group; at 100 dpi: 300 x 360 pixels
-
-
-def mosaic_size(n_groups: int) -> tuple[int, int]:
-    """(width, height) in pixels of mosaic.png for `n_groups` groups."""
-    cols = min(MOSAIC_COLS, max(n_groups, 1))
-    rows = math.ceil(max(n_groups, 1) / cols)
-    return round(cols * MOSAIC_TILE[0] * 100), round(rows * MOSAIC_TILE[1] * 100)
-
-
-def plot_mosaic(report: Report, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(report.groups)
-    width, height = mosaic_size(n)
-    cols = min(MOSAIC_COLS, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width / 100, height / 100), dpi=100,
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (ax, g) in enumerate(zip(axes.flat, report.groups), 1):
-        grids = sorted((r for r in g.runs if (r.dir / "samples" / "final.png").is_file()),
-                       key=lambda r: (r.status != "ok", str(r.seed)))
-        if grids:
-            ax.imshow(plt.imread(grids[0].dir / "samples" / "final.png"), cmap="gray")
-        else:
-            ax.text(0.5, 0.5, "no final grid", ha="center", va="center")
-        title = f"#{i} {g.id}  FID {pm(g.stats['fid'])}\n" + "\n".join(
-            textwrap.wrap(g.label, 40)[:3])
-        ax.set_title(title, fontsize=7)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.05, hspace=0.35)
-    fig.savefig(path)
-    plt.close(fig)
