@@ -12,23 +12,20 @@ import sys
 import traceback
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gan.core.guard import Diverged
 from gan.io.artefacts import read_status, update_status
-from gan.io.config import CONF_DIR
-from gan.io.errors import UsageError
+from gan.io.errors import UsageError, run_cli
 from gan.runs.resume import resume_command
 from gan.runs.wiring import Interrupted, finished, fit, objective
 
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | None:
     out = Path(HydraConfig.get().runtime.output_dir)
     if cfg.get("skip_done"):  # a rerun sweep or study: finished jobs stay, cut ones go on
         done, value = finished(out, cfg.get("metric"))
@@ -56,8 +53,7 @@ def main(cfg: DictConfig) -> float | None:
             (out / "FAILED.txt").write_text(f"{err}\n")
             log.error("job %s: %s", HydraConfig.get().job.num, err)
             return math.nan
-        print(f"gan.train: {err}", file=sys.stderr)  # one line, no traceback
-        sys.exit(1 if isinstance(err, Diverged) else 2)
+        raise  # run_cli: one line, exit 2 (bad input) or 1 (diverged), no traceback
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
         if read_status(out).get("status") != "diverged":  # the guard's finding stays
@@ -68,6 +64,10 @@ def main(cfg: DictConfig) -> float | None:
         (out / "FAILED.txt").write_text(traceback.format_exc())
         log.exception("job %s failed; see %s", HydraConfig.get().job.num, out / "FAILED.txt")
         return math.nan
+
+
+def main(argv: list[str] | None = None) -> float | None:
+    return run_cli("train", train, "train", argv)
 
 
 if __name__ == "__main__":

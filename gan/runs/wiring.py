@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.core.module import GAN
 from gan.io.artefacts import read_status, update_status
-from gan.io.checkpoint import AtomicCheckpointIO
+from gan.io.checkpoint import AtomicCheckpointIO, checkpoint_file
 from gan.io.config import build
 from gan.io.errors import usage_error
 from gan.runs.checks import check_config
@@ -111,8 +111,8 @@ def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Train
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
                  cfg.model.discriminator.get("norm", "n/a"))
     resumable = Resumable(cfg.get("save_every_n_batches"))  # signals, RNG, status: always on
-    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+    if cfg.ckpt_path is not None:  # missing, a folder, text ...: one line before building
+        checkpoint_file(cfg.ckpt_path)
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN else None
     # A parallel sweep job: threads = cores / parallel jobs, and a GPU of its own.
