@@ -9,8 +9,8 @@
     PyTorch defaults it (single-tensor on the CPU), batch 64. For `model=mlp` the tutorial's own
     MLP, written out below; for other models the same loop around our nets (Sigmoid on D's
     logit) with the recipe's learning rates and betas.
-(b) bare: a plain PyTorch loop over our resident data (gan.data.images.ShuffledBatches) with our nets,
-    loss and optimizers, built by gan.train.build_module: the same math as (c), no framework.
+(b) bare: a plain PyTorch loop over our resident data (gan.data.images.ShuffledBatches) with our
+    nets, loss and optimizers, built by gan.train.build_module: the same math as (c), no framework.
 (c) lightning: our training step through Trainer.fit, built as `gan.train` builds it, with the
     user's default callbacks (progress bar, TensorBoard logger, throughput, grids, checkpoints),
     except the metrics callback. Grids and checkpoints run at epoch ends, outside the timed window.

@@ -1,7 +1,7 @@
 """`python -m gan.evaluate samples=<file.pt> n=10000 data=mnist`: score generated samples.
 
-Prints the metrics of gan/metrics/scores.py and writes them, with the sample count, reference split and
-extractor checksum they are relative to, as JSON to `out` (default: the Hydra run dir).
+Prints the metrics of gan/metrics/scores.py and writes them, with the sample count, reference split
+and extractor checksum they are relative to, as JSON to `out` (default: the Hydra run dir).
 """
 
 from __future__ import annotations
