@@ -12,8 +12,8 @@ DIR is a sweep folder (basic, joblib, submitit or Optuna), or run dirs; every ru
 - `mosaic.png`: the final grid of each group, labelled with its differing keys.
 
 Statistics use every run that wrote final metrics (ok or diverged: a variant that diverges is
-worse, not absent); failed runs are counted, not averaged. A run whose status.json or metrics.json cannot
-be read is "unreadable": named in the report and counted as failed.
+worse, not absent); failed runs are counted, not averaged. A run whose status.json or metrics.json
+cannot be read is "unreadable": named in the report and counted as failed.
 """
 
 from __future__ import annotations
