@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output, write_json
 from gan.io.keys import device, integer
 from gan.runs.bench import HEADER, rows, run
@@ -60,8 +60,7 @@ def measure(bench: DictConfig) -> list[dict]:
     return records
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    return run_cli("bench", measure, "bench", argv, hydra_app=False)
+main = entry_point("bench", measure, "bench", hydra_app=False)
 
 
 if __name__ == "__main__":

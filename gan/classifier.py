@@ -20,7 +20,7 @@ import time
 import torch
 
 from gan.data.registry import DATASETS
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
 from gan.io.keys import integer, number
 from gan.metrics.classifier import MIN_TEST_ACCURACY, save_classifier, train, weights_path
 
@@ -65,8 +65,7 @@ def fit(cfg) -> float:
     return acc
 
 
-def main(argv: list[str] | None = None) -> float:
-    return run_cli("classifier", fit, "classifier", argv)
+main = entry_point("classifier", fit, "classifier")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from gan.core.drawing import cycled_labels, is_conditional
 from gan.data.registry import DATASETS, dataset_name
 from gan.io.checkpoint import checkpoint_file
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output, write_json
 from gan.io.keys import integer
 from gan.metrics.classifier import extractor_id
@@ -129,8 +129,7 @@ def score(cfg: DictConfig) -> float:
     return report["metrics"]["fid"]
 
 
-def main(argv: list[str] | None = None) -> float:
-    return run_cli("evaluate", score, "evaluate", argv)
+main = entry_point("evaluate", score, "evaluate")
 
 
 if __name__ == "__main__":

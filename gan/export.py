@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import is_conditional
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output, write_json
 from gan.io.keys import number
 from gan.sampling.export import (
@@ -102,8 +102,7 @@ def compare(model, sampler: Sampler, path: Path, atol: float) -> dict:
     return {"n": 64, "max_abs_diff": diff}
 
 
-def main(argv: list[str] | None = None) -> str:
-    return run_cli("export", export, "export", argv)
+main = entry_point("export", export, "export")
 
 
 if __name__ == "__main__":

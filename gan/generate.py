@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
 from gan.io.files import atomic_write, check_output
 from gan.io.keys import device, integer
 from gan.sampling.sampler import Sampler
@@ -90,8 +90,7 @@ def interpolate(sampler: Sampler, cfg: DictConfig, out: Path) -> str:
     return str(out)
 
 
-def main(argv: list[str] | None = None) -> str:
-    return run_cli("generate", generate, "generate", argv)
+main = entry_point("generate", generate, "generate")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import is_conditional
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output_dir, write_json
 from gan.io.keys import device, integer, number
 from gan.sampling.preprocess import image_files, open_image, to_training_form
@@ -113,8 +113,7 @@ def run(cfg: DictConfig) -> str:
     return str(out)
 
 
-def main(argv: list[str] | None = None) -> str:
-    return run_cli("project", run, "project", argv)
+main = entry_point("project", run, "project")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import re
 
 from omegaconf import DictConfig
 
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
 from gan.sweeps.report import Report, make_report
 
 # An override of conf/report.yaml (or Hydra's); anything else is a folder (folder names may
@@ -49,8 +49,7 @@ def report(cfg: DictConfig, args: list[str]) -> Report:
     return result
 
 
-def main(argv: list[str] | None = None) -> Report:
-    return run_cli("report", report, "report", argv, hydra_app=False, positional=positional)
+main = entry_point("report", report, "report", hydra_app=False, positional=positional)
 
 
 if __name__ == "__main__":

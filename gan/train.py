@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from gan.core.guard import Diverged
 from gan.io.artefacts import read_status, update_status
-from gan.io.errors import UsageError, run_cli
+from gan.io.errors import UsageError, entry_point
+from gan.runs.lock import RunFolderBusy, acquire, release, restore_configs
 from gan.runs.resume import resume_command
 from gan.runs.wiring import Interrupted, finished, fit, objective
 
@@ -27,6 +28,20 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> float | None:
     out = Path(HydraConfig.get().runtime.output_dir)
+    # A single run's lock was taken by RunFolder (conf/hydra), before Hydra wrote there; a
+    # sweep job takes its own folder's here (a second sweep into the same folder is refused).
+    try:
+        acquire(out)
+    except RunFolderBusy as err:
+        log.error("job %s: %s", HydraConfig.get().job.num, err)
+        return math.nan
+    try:
+        return run(cfg, out)
+    finally:
+        release(out)
+
+
+def run(cfg: DictConfig, out: Path) -> float | None:
     if cfg.get("skip_done"):  # a rerun sweep or study: finished jobs stay, cut ones go on
         done, value = finished(out, cfg.get("metric"))
         if done:
@@ -47,8 +62,9 @@ def train(cfg: DictConfig) -> float | None:
     except (UsageError, Diverged) as err:
         if isinstance(err, Diverged):  # the last good checkpoint stays; say how it ended
             update_status(out, status="diverged", reason=str(err))
-        else:  # refused before training: the run dir says why, as for any other failure
-            update_status(out, status="failed", error=str(err)[:300])
+        elif not restore_configs(out):  # refused before training: the run dir says why; a
+            update_status(out, status="failed", error=str(err)[:300])  # refused resume leaves
+            # the folder's config and status as its last run left them
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep goes on
             (out / "FAILED.txt").write_text(f"{err}\n")
             log.error("job %s: %s", HydraConfig.get().job.num, err)
@@ -66,8 +82,7 @@ def train(cfg: DictConfig) -> float | None:
         return math.nan
 
 
-def main(argv: list[str] | None = None) -> float | None:
-    return run_cli("train", train, "train", argv)
+main = entry_point("train", train, "train")
 
 
 if __name__ == "__main__":

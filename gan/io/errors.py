@@ -151,3 +151,15 @@ def run_cli(name: str, fn: Callable, config_name: str | None = None,
         return app()
     finally:
         sys.argv = saved
+
+
+def entry_point(name: str, fn: Callable, config_name: str | None = None, **options) -> Callable:
+    """`main(argv=None)` of `gan.<name>`: `run_cli` with these arguments. `main.__wrapped__(cfg)`
+    runs `fn` on a composed config with the same error style (what tests call)."""
+    def main(argv: list[str] | None = None):
+        return run_cli(name, fn, config_name, argv, **options)
+
+    main.__wrapped__ = guarded(name, fn, debug=False)
+    main.__doc__ = f"`python -m gan.{name}` (and the gan-{name} console script)."
+    return main
+

@@ -18,13 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.core.module import GAN
 from gan.io.artefacts import read_status, update_status
-from gan.io.checkpoint import AtomicCheckpointIO, checkpoint_file
+from gan.io.checkpoint import AtomicCheckpointIO, load_checkpoint
 from gan.io.config import build
 from gan.io.errors import usage_error
 from gan.runs.checks import check_config
 from gan.runs.compile import compile_nets
 from gan.runs.resources import job_resources
 from gan.runs.resume import Resumable, finish_without_training
+from gan.runs.resume_config import ApplyOptimizerSettings, check_resume
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,10 @@ def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Train
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
                  cfg.model.discriminator.get("norm", "n/a"))
     resumable = Resumable(cfg.get("save_every_n_batches"))  # signals, RNG, status: always on
-    if cfg.ckpt_path is not None:  # missing, a folder, text ...: one line before building
-        checkpoint_file(cfg.ckpt_path)
+    if cfg.ckpt_path is not None:  # a resume goes on with the config it was trained with
+        saved = load_checkpoint(cfg.ckpt_path)["hyper_parameters"]["config"]
+        roles = check_resume(saved, cfg)
+        extra = extra + ([ApplyOptimizerSettings(cfg, roles)] if roles else [])
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN else None
     # A parallel sweep job: threads = cores / parallel jobs, and a GPU of its own.

@@ -50,11 +50,12 @@ class Run:
     dir: Path
     config: dict          # flat `a.b.c` -> value, interpolations resolved where they can be
     seed: object
-    status: str           # ok | diverged | failed | interrupted | running
+    status: str           # ok | diverged | failed | interrupted | running | unreadable
     metrics: dict         # final metrics, names without `val/`
     record: dict          # status.json
     curve: list = field(default_factory=list)  # curve.csv rows, floats
     derived: set = field(default_factory=set)  # keys set by an interpolation (`${..lr_g}`)
+    problem: str = ""     # why an "unreadable" run could not be read (a corrupt file)
 
 
 def find_runs(dirs: list[Path]) -> list[Path]:
@@ -134,14 +135,29 @@ def load_run(run_dir: Path) -> Run:
         choices = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices") or {}
         flat.update({k: v for k, v in choices.items() if not k.startswith("hydra")
                      and v is not None})
-    metrics_json = run_dir / "metrics.json"
-    metrics = {}
-    if metrics_json.is_file():
-        metrics = {k.removeprefix("val/"): float(v)
-                   for k, v in json.loads(metrics_json.read_text())["metrics"].items()}
+    metrics, problems = {}, []
+    try:  # a corrupt file makes the run "unreadable" (counted failed), never stops the report
+        found = _read_json(run_dir / "metrics.json")
+        metrics = {k.removeprefix("val/"): float(v) for k, v in (found or {})["metrics"].items()
+                   } if found is not None else {}
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+        problems.append(f"metrics.json: {type(err).__name__}: {str(err)[:80]}")
+        metrics = {}
+    try:
+        _read_json(run_dir / "status.json")
+    except (ValueError, UnicodeDecodeError) as err:
+        problems.append(f"status.json: {type(err).__name__}: {str(err)[:80]}")
     record = read_status(run_dir)
-    return Run(run_dir, flat, cfg.get("seed"), run_status(run_dir, record, bool(metrics)),
-               metrics, record, read_curve(run_dir / "curve.csv"), derived)
+    status = "unreadable" if problems else run_status(run_dir, record, bool(metrics))
+    return Run(run_dir, flat, cfg.get("seed"), status, metrics, record,
+               read_curve(run_dir / "curve.csv"), derived, "; ".join(problems))
+
+
+def _read_json(path: Path):
+    """The JSON at `path`, None when there is no file; ValueError when it is not JSON."""
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
 
 
 def t_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -351,7 +367,8 @@ def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
     if reference is not None:
         relabel(groups, reference)
     ranked = rank(groups, reference)
-    notes = []
+    notes = [f"**Unreadable:** `{r.dir}` ({r.problem}): counted as failed"
+             for r in runs if r.status == "unreadable"]
     budgets = {g.id: g.budget() for g in ranked}
     if len(set(budgets.values())) > 1:
         notes.append("**Budget mismatch:** groups ran under different budgets: "
