@@ -65,7 +65,7 @@ def fit(cfg) -> float:
     return acc
 
 
-main = entry_point("classifier", fit, "classifier")
+main = entry_point("classifier", fit, "classifier", check=check)
 
 
 if __name__ == "__main__":

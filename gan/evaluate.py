@@ -129,7 +129,7 @@ def score(cfg: DictConfig) -> float:
     return report["metrics"]["fid"]
 
 
-main = entry_point("evaluate", score, "evaluate")
+main = entry_point("evaluate", score, "evaluate", check=check)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def compare(model, sampler: Sampler, path: Path, atol: float) -> dict:
     return {"n": 64, "max_abs_diff": diff}
 
 
-main = entry_point("export", export, "export")
+main = entry_point("export", export, "export", check=check)
 
 
 if __name__ == "__main__":

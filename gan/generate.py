@@ -90,7 +90,7 @@ def interpolate(sampler: Sampler, cfg: DictConfig, out: Path) -> str:
     return str(out)
 
 
-main = entry_point("generate", generate, "generate")
+main = entry_point("generate", generate, "generate", check=check)
 
 
 if __name__ == "__main__":

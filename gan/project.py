@@ -113,7 +113,7 @@ def run(cfg: DictConfig) -> str:
     return str(out)
 
 
-main = entry_point("project", run, "project")
+main = entry_point("project", run, "project", check=check)
 
 
 if __name__ == "__main__":

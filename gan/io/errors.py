@@ -100,6 +100,19 @@ def compose_config(config_name: str, overrides: list[str], hydra: bool = False):
         GlobalHydra.instance().clear()
 
 
+def precheck(cfg, check: Callable) -> None:
+    """`check(cfg)` outside Hydra's run, with `${hydra:runtime.output_dir}` as the run dir."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(Path(cfg.hydra.run.dir).absolute())
+    HydraConfig.instance().set_config(cfg)
+    check(cfg)
+
+
 def print_help(name: str, config_name: str | None) -> None:
     module = sys.modules.get(f"gan.{name}") or sys.modules.get("__main__")
     print((getattr(module, "__doc__", None) or f"gan.{name}").strip())
@@ -114,14 +127,17 @@ def print_help(name: str, config_name: str | None) -> None:
 
 def run_cli(name: str, fn: Callable, config_name: str | None = None,
             argv: list[str] | None = None, *, hydra_app: bool = True,
-            positional: Callable[[str], bool] | None = None) -> Any:
+            positional: Callable[[str], bool] | None = None,
+            check: Callable | None = None) -> Any:
     """Run entry point `gan.<name>` with the house's error style.
 
     `hydra_app`: `fn(cfg)` runs under `@hydra.main` (run dir, logging, multirun); the overrides
     are composed once before, so a bad one is refused in one line before Hydra starts.
     Otherwise `fn(cfg)` gets conf/<config_name>.yaml composed with the overrides (or `fn(argv)`
     without a config). `positional(arg)`: which arguments are not overrides (passed to `fn`
-    as `fn(cfg, args)`)."""
+    as `fn(cfg, args)`). `check(cfg)`: the entry point's checks of its keys and outputs, run
+    on the composed config before Hydra writes its run dir (a refusal leaves nothing behind; a
+    read-only run dir is named, not a logging traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in HELP_FLAGS for a in argv):
         print_help(name, config_name)
@@ -135,6 +151,8 @@ def run_cli(name: str, fn: Callable, config_name: str | None = None,
             return fn(argv)
         if not any(a.startswith("-") for a in overrides):  # plain overrides: check them first
             cfg = compose_config(config_name, overrides, hydra=hydra_app)
+            if hydra_app and check is not None:
+                precheck(cfg, check)
         if not hydra_app:
             return fn(cfg, extra) if positional is not None else fn(cfg)
     except (Exception, KeyboardInterrupt) as err:
