@@ -23,7 +23,7 @@ from gan.runs import lock
 from gan.runs.resume_config import compare, source_key
 from gan.runs.wiring import fit
 from gan.sampling.preprocess import Steps, digits
-from tests.conftest import FAST, compose_train, run_module
+from tests.conftest import FAST, child_env, compose_train, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
         "callbacks.samples.every_n_epochs=null", "metric=null"]
@@ -300,6 +300,46 @@ def test_second_train_into_a_held_folder_is_refused(tmp_path, live_pid):
     one_line(proc.returncode, proc.stdout, proc.stderr, "train", f"pid {live_pid}",
              "in use by another run")
     assert sorted(p.name for p in run.iterdir()) == [lock.LOCK]  # nothing else touched
+
+
+@pytest.mark.slow
+def test_two_trains_into_one_folder(tmp_path):
+    """Two real runs started together into one folder: one trains, the other is refused in one
+    line naming the first, and the folder holds one run's artefacts."""
+    run = tmp_path / "same"
+    args = [*TINY, "trainer.max_epochs=2", f"hydra.run.dir={run}"]
+    procs = [subprocess.Popen([sys.executable, "-m", "gan.train", *args], cwd=tmp_path,
+                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    refused = next(r for r in results if r[0] == 2)
+    line = one_line(*refused, "train", "in use by another run")
+    winner = next(p for p, r in zip(procs, results) if r[0] == 0)
+    assert f"pid {winner.pid}" in line
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert not (run / lock.LOCK).exists()
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_9_is_taken_over_by_its_resume(tmp_path):
+    run = tmp_path / "run"
+    args = [*TINY, "trainer.max_epochs=50", f"hydra.run.dir={run}"]
+    proc = subprocess.Popen([sys.executable, "-m", "gan.train", *args], cwd=tmp_path,
+                            env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    assert json.loads((run / lock.LOCK).read_text())["pid"] == proc.pid  # left behind
+    again = run_module("gan.train", *TINY, "trainer.max_epochs=2",
+                       f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={run}",
+                       cwd=tmp_path)
+    assert f"taking over {run / lock.LOCK}" in again.stderr
+    assert f"pid {proc.pid}" in again.stderr and "is gone" in again.stderr
+    assert (run / ".hydra" / "config.1.yaml").is_file()  # the killed run's config, kept
 
 
 # ---- the report distrusts its inputs -------------------------------------------------------

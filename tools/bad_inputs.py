@@ -5,7 +5,8 @@
 - `traceback`: a Python traceback was printed;
 - `lines`: exit != 0, no traceback, but several error lines (Hydra's multi-line messages);
 - `accepted`: exit 0: the bad input was taken and the run went on (a silent wrong result);
-- `help` / `handled`: the expected good outcome of `--help` and of a report with a corrupt file.
+- `help` / `handled`: the expected good outcome of `--help` and of a report with a corrupt file
+  (`not handled`: the report stopped).
 
     python tools/bad_inputs.py                     # this checkout
     python tools/bad_inputs.py --code /work/base   # another checkout's gan/ (e.g. before a change)
@@ -113,8 +114,10 @@ def classify(args: list[str], rc: int, out: str, err: str) -> str:
         return "help" if rc == 0 and "Traceback" not in out + err else "traceback"
     if "Traceback" in out + err:
         return "traceback"
+    if any("corrupt" in a for a in args):  # the report must be written, the run named
+        return "handled" if rc == 0 and "unreadable" in out else "not handled"
     if rc == 0:
-        return "handled" if "unreadable" in out else "accepted"
+        return "accepted"
     errors = [line for line in err.splitlines() if line.strip() and not line.startswith(
         ("[20", "Seed set", "  warnings.warn", "GPU available", "TPU available", "HPU available",
          "💡"))]
