@@ -9,8 +9,8 @@
     PyTorch defaults it (single-tensor on the CPU), batch 64. For `model=mlp` the tutorial's own
     MLP, written out below; for other models the same loop around our nets (Sigmoid on D's
     logit) with the recipe's learning rates and betas.
-(b) bare: a plain PyTorch loop over our resident data (gan.data.images.ShuffledBatches) with our nets,
-    loss and optimizers, built by gan.runs.wiring.build_module: the same math as (c), no framework.
+(b) bare: a plain PyTorch loop over our resident data (gan.data.images.ShuffledBatches) with our
+    nets, loss and optimizers, built by gan.runs.wiring.build_module: the same math as (c), no framework.
 (c) lightning: our training step through Trainer.fit, built as `gan.train` builds it, with the
     user's default callbacks (progress bar, TensorBoard logger, throughput, grids, checkpoints),
     except the metrics callback. Grids and checkpoints run at epoch ends, outside the timed window.
@@ -23,32 +23,44 @@ compare loops measured in the same run.
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from gan.io.config import CONF_DIR
+from gan.io.errors import UsageError, entry_point
+from gan.io.files import check_output, write_json
+from gan.io.keys import device, integer
 from gan.runs.bench import HEADER, rows, run
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        bench = compose("bench", overrides=list(sys.argv[1:] if argv is None else argv))
+def check(bench: DictConfig) -> None:
+    """Every key, the devices and the json output, refused in one line before measuring."""
+    integer(bench.steps, "steps", low=1)
+    integer(bench.warmup, "warmup", low=0)
+    integer(bench.repeats, "repeats", low=1)
+    integer(bench.threads, "threads", low=1, optional=True)
+    if bench.devices != "auto":
+        if isinstance(bench.devices, str) or not all(isinstance(d, str) for d in bench.devices):
+            raise UsageError(f"devices={bench.devices}: use auto or a list such as [cpu,cuda]")
+        for name in bench.devices:
+            if device(name, "devices") not in ("cpu", "cuda"):
+                raise UsageError(f"devices={bench.devices}: use cpu and/or cuda")
+    if bench.json:
+        check_output(bench.json, "json", (".json",))
+
+
+def measure(bench: DictConfig) -> list[dict]:
+    check(bench)
     print(f"{torch.get_num_threads() if not bench.threads else bench.threads} CPU threads, "
           f"torch {torch.__version__}, median of {bench.repeats} x {bench.steps} steps after "
           f"{bench.warmup} warm-up steps\n", flush=True)
     print("\n".join(HEADER), flush=True)
     records = run(bench, lambda measured: print("\n".join(rows(measured)), flush=True))
     if bench.json:
-        Path(bench.json).write_text(json.dumps(
-            {"config": OmegaConf.to_container(bench), "records": records}, indent=1))
+        write_json(bench.json, {"config": OmegaConf.to_container(bench), "records": records})
     return records
+
+
+main = entry_point("bench", measure, "bench", hydra_app=False)
 
 
 if __name__ == "__main__":

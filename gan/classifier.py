@@ -17,17 +17,29 @@ from __future__ import annotations
 import logging
 import time
 
-import hydra
 import torch
 
-from gan.io.config import CONF_DIR
+from gan.data.registry import DATASETS
+from gan.io.errors import UsageError, entry_point
+from gan.io.keys import integer, number
 from gan.metrics.classifier import MIN_TEST_ACCURACY, save_classifier, train, weights_path
 
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="classifier")
-def main(cfg) -> float:
+def check(cfg) -> None:
+    if cfg.dataset not in DATASETS:
+        raise UsageError(f"data={cfg.dataset}: a metric classifier exists for "
+                         f"{', '.join(DATASETS)} only")
+    for key in ("epochs", "batch_size"):
+        integer(cfg[key], key, low=1)
+    integer(cfg.seed, "seed", low=0)
+    integer(cfg.threads, "threads", low=1, optional=True)
+    number(cfg.lr, "lr", positive=True)
+
+
+def fit(cfg) -> float:
+    check(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
@@ -46,11 +58,14 @@ def main(cfg) -> float:
     bar = MIN_TEST_ACCURACY[cfg.dataset]
     print(f"{cfg.dataset}: test accuracy {acc:.4f} (bar {bar}) in {seconds:.0f} s")
     if acc < bar:
-        raise SystemExit(f"test accuracy {acc:.4f} is below {bar}; weights not written")
+        raise RuntimeError(f"test accuracy {acc:.4f} is below {bar}; weights not written")
     digest = save_classifier(model, cfg.dataset, cfg.widths)
     size = weights_path(cfg.dataset).stat().st_size
     print(f"wrote {weights_path(cfg.dataset)} ({size / 1024:.0f} KiB) sha256 {digest}")
     return acc
+
+
+main = entry_point("classifier", fit, "classifier", check=check)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import cycled_labels, is_conditional
-from gan.data.registry import DATASETS
+from gan.data.registry import DATASETS, dataset_name
 from gan.io.artefacts import protocol, write_metrics
-from gan.io.config import CONF_DIR
+from gan.io.checkpoint import checkpoint_file
+from gan.io.errors import UsageError, entry_point
+from gan.io.files import check_output
+from gan.io.keys import integer
 from gan.metrics.classifier import extractor_id
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics
 from gan.sampling.sampler import Sampler
@@ -29,13 +31,18 @@ log = logging.getLogger(__name__)
 
 def load_samples(path: str | Path) -> torch.Tensor:
     """A tensor file written by `torch.save(tensor, path)`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"samples file {path} does not exist")
-    fake = torch.load(path, map_location="cpu", weights_only=True)
-    if not torch.is_tensor(fake):
-        raise ValueError(
-            f"{path} holds a {type(fake).__name__}, expected one tensor "
+    path = checkpoint_file(path, "samples", what="samples")
+    try:
+        fake = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (any unreadable file is the same bad input)
+        raise UsageError(f"samples={path} is not a readable torch file ({type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0][:120] if str(err).strip() else ''})"
+                         ) from None
+    if not torch.is_tensor(fake) or fake.ndim != 4 or not fake.is_floating_point():
+        what = (f"a {tuple(fake.shape)} {fake.dtype} tensor" if torch.is_tensor(fake)
+                else f"a {type(fake).__name__}")
+        raise UsageError(
+            f"samples={path} holds {what}, expected one tensor "
             "(N, 1, 28, 28) float in [-1, 1] saved with torch.save(tensor, path)"
         )
     return fake
@@ -44,17 +51,35 @@ def load_samples(path: str | Path) -> torch.Tensor:
 def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """The images to score (a samples file, or `n` drawn from a checkpoint's generator), the
     labels a conditional generator was asked for (None otherwise), and what drew them."""
-    if (cfg.samples is None) == (cfg.ckpt_path is None):
-        raise ValueError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
     if cfg.samples is not None:
         return load_samples(cfg.samples), None, "samples file"
     sampler = Sampler(cfg.ckpt_path)
+    trained_on = dataset_name(sampler.config)
+    if trained_on not in (None, cfg.dataset) and not cfg.get("allow_other_data"):
+        raise UsageError(f"ckpt_path={cfg.ckpt_path} was trained on {trained_on}, not "
+                         f"data={cfg.dataset}: use data={trained_on}, or allow_other_data=true "
+                         f"to score it against {cfg.dataset} anyway")
     conditional = is_conditional(sampler.generator)
     asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
     return sampler(cfg.n, seed=cfg.seed), asked, sampler.kind
 
 
+def check(cfg: DictConfig) -> None:
+    """Every key a run reads, refused in one line before anything is loaded or scored."""
+    if (cfg.samples is None) == (cfg.ckpt_path is None):
+        raise UsageError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
+    if cfg.dataset not in DATASETS:
+        raise UsageError(f"data={cfg.dataset}: the metrics have classifiers for "
+                         f"{', '.join(DATASETS)} only")
+    integer(cfg.n, "n", low=2)
+    integer(cfg.seed, "seed", low=0)
+    if cfg.split not in ("test", "train"):
+        raise UsageError(f"split={cfg.split}: use split=test or split=train")
+    check_output(cfg.out, "out", (".json",))
+
+
 def evaluate(cfg: DictConfig) -> dict:
+    check(cfg)
     fake, asked, sampler = fake_samples(cfg)
     values = compute_metrics(
         fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
@@ -87,12 +112,11 @@ def fid_inception(fake: torch.Tensor, cfg: DictConfig) -> float:
     return inception.inception_fid(fake[: cfg.n], real[pick], cfg.inception_weights)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> float:
+def score(cfg: DictConfig) -> float:
     try:
         report = evaluate(cfg)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        raise SystemExit(f"gan.evaluate: {err}") from err  # a usage error, not a crash
+    except ImportError as err:  # torch-fidelity for inception_weights=: bad input, not a crash
+        raise UsageError(str(err)) from None
     print(f"{cfg.dataset}: n={cfg.n} samples vs {cfg.n} real ({cfg.split} split)")
     for key, value in report["metrics"].items():
         print(f"  {key:<16} {value:12.4f}   {DESCRIPTIONS.get(key, FID_INCEPTION)}")
@@ -100,6 +124,9 @@ def main(cfg: DictConfig) -> float:
                   ckpt_path=cfg.ckpt_path)
     print(f"wrote {cfg.out}")
     return report["metrics"]["fid"]
+
+
+main = entry_point("evaluate", score, "evaluate", check=check)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ dynamic, the latent size fixed. `<out>.json` beside the file records the shapes 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import is_conditional
-from gan.io.config import CONF_DIR
-from gan.io.files import write_json
+from gan.io.errors import UsageError, entry_point
+from gan.io.files import check_output, write_json
+from gan.io.keys import number
 from gan.sampling.export import (
     SUFFIX,
     example_inputs,
@@ -31,27 +32,40 @@ from gan.sampling.sampler import Sampler
 
 log = logging.getLogger(__name__)
 
+KIND = {"onnx": "ONNX", "torchscript": "torch"}  # what the written file is (gan.io.files.sniff)
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
-def main(cfg: DictConfig) -> str:
+
+def check(cfg: DictConfig) -> Path:
+    """The keys, the exporter and the output, refused in one line before the checkpoint is
+    read: `out` must end in the format's suffix (a .onnx name never receives TorchScript) and
+    an existing `out` must be of the same kind."""
     if cfg.ckpt_path is None:
-        raise ValueError("ckpt_path=<file.ckpt> is required")
+        raise UsageError("ckpt_path=<file.ckpt> is required")
     if cfg.format not in SUFFIX:
-        raise ValueError(f"format={cfg.format!r}: use one of {', '.join(SUFFIX)}")
+        raise UsageError(f"format={cfg.format!r}: use one of {', '.join(SUFFIX)}")
+    number(cfg.atol, "atol", positive=True)
     if cfg.format == "onnx":
         try:
             import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
         except ImportError:
-            raise ImportError("format=onnx needs onnx and onnxscript: pip install '.[export]'") \
+            raise UsageError("format=onnx needs onnx and onnxscript: pip install '.[export]'") \
                 from None
+    from hydra.core.hydra_config import HydraConfig
+
+    out = Path(cfg.out) if cfg.out else (
+        Path(HydraConfig.get().runtime.output_dir) / f"generator{SUFFIX[cfg.format]}")
+    if out.suffix.lower() != SUFFIX[cfg.format]:
+        raise UsageError(f"out={out}: format={cfg.format} writes a {SUFFIX[cfg.format]} file; "
+                         f"name it so, or choose the format its name says")
+    check_output(out, "out", (SUFFIX[cfg.format],), kind=KIND[cfg.format])
+    check_output(out.with_suffix(out.suffix + ".json"), "out")
+    return out
+
+
+def export(cfg: DictConfig) -> str:
+    out = check(cfg)
     sampler = Sampler(cfg.ckpt_path)
     model = wrap(sampler)
-    out = Path(cfg.out) if cfg.out else (
-        Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
-        / f"generator{SUFFIX[cfg.format]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    export = export_onnx if cfg.format == "onnx" else export_torchscript
-    export(model, example_inputs(sampler, 2, seed=1), out)
     info = {"format": cfg.format, "ckpt_path": str(cfg.ckpt_path),
             "latent_dim": sampler.generator.latent_dim,
             "conditional": is_conditional(sampler.generator),
@@ -59,19 +73,36 @@ def main(cfg: DictConfig) -> str:
             "inputs": {"z": "(batch, latent_dim) float32, N(0, 1)"}
             | ({"labels": "(batch,) int64"} if is_conditional(sampler.generator) else {}),
             "output": "images (batch, C, H, W) float32 in [-1, 1]"}
-    if cfg.check:
-        inputs = example_inputs(sampler, 64)
-        with torch.no_grad():
-            expected = model(*inputs)
-        diff = (run_exported(out, inputs) - expected).abs().max().item()
-        info["check"] = {"n": 64, "max_abs_diff": diff}
-        if diff > cfg.atol:
-            raise RuntimeError(f"the exported {out} differs from PyTorch by {diff:.3g} "
-                               f"> atol={cfg.atol} on 64 seeded z")
-        log.info("checked on 64 seeded z: max |exported - PyTorch| = %.3g", diff)
+    # Written and checked beside `out` under another name, then renamed over it: a failed
+    # export or check leaves the previous file (and its .json) as they were.
+    staged = out.with_name(f".{out.stem}.staged{out.suffix}")
+    try:
+        (export_onnx if cfg.format == "onnx" else export_torchscript)(
+            model, example_inputs(sampler, 2, seed=1), staged)
+        if cfg.check:
+            info["check"] = compare(model, sampler, staged, cfg.atol)
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
     write_json(out.with_suffix(out.suffix + ".json"), info)
     log.info("wrote %s (%.0f KiB)", out, out.stat().st_size / 1024)
     return str(out)
+
+
+def compare(model, sampler: Sampler, path: Path, atol: float) -> dict:
+    """The exported file against PyTorch on 64 seeded z; a RuntimeError beyond `atol`."""
+    inputs = example_inputs(sampler, 64)
+    with torch.no_grad():
+        expected = model(*inputs)
+    diff = (run_exported(path, inputs) - expected).abs().max().item()
+    if diff > atol:
+        raise RuntimeError(f"the exported file differs from PyTorch by {diff:.3g} "
+                           f"> atol={atol} on 64 seeded z; nothing was written")
+    log.info("checked on 64 seeded z: max |exported - PyTorch| = %.3g", diff)
+    return {"n": 64, "max_abs_diff": diff}
+
+
+main = entry_point("export", export, "export", check=check)
 
 
 if __name__ == "__main__":

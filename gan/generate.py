@@ -13,36 +13,54 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
-from gan.io.config import CONF_DIR
-from gan.io.files import atomic_write
+from gan.io.errors import UsageError, entry_point
+from gan.io.files import atomic_write, check_output
+from gan.io.keys import device, integer
 from gan.sampling.sampler import Sampler
 from gan.sampling.walks import class_sweeps, slerp_strips
 
 log = logging.getLogger(__name__)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 def write(images: torch.Tensor, out: Path, nrow: int) -> None:
     suffix = out.suffix.lower()
     if suffix == ".pt":
         atomic_write(out, lambda tmp: torch.save(images, tmp))
-    elif suffix in (".png", ".jpg", ".jpeg"):
-        atomic_write(out, lambda tmp: save_image(to_grid(images, nrow), tmp, format=suffix[1:]))
     else:
-        raise ValueError(f"out={out}: use a .png/.jpg (grid) or .pt (tensor) file name")
+        fmt = "jpeg" if suffix == ".jpg" else suffix[1:]
+        atomic_write(out, lambda tmp: save_image(to_grid(images, nrow), tmp, format=fmt))
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
-def main(cfg: DictConfig) -> str:
+def check(cfg: DictConfig) -> Path:
+    """Every key a run reads, refused in one line before the checkpoint is read."""
     if cfg.ckpt_path is None:
-        raise ValueError("ckpt_path=<file.ckpt> is required")
+        raise UsageError("ckpt_path=<file.ckpt> is required")
+    integer(cfg.n, "n", low=1)
+    integer(cfg.batch_size, "batch_size", low=1)
+    integer(cfg.nrow, "nrow", low=1)
+    integer(cfg.seed, "seed", low=0)
+    integer(cfg.label, "label", low=0, optional=True)
+    integer(cfg.interpolate, "interpolate", low=0)
+    integer(cfg.interpolate_steps, "interpolate_steps", low=2)
+    device(cfg.device)
+    suffixes = IMAGE_SUFFIXES if cfg.interpolate else (*IMAGE_SUFFIXES, ".pt")
+    out = check_output(cfg.out, "out", suffixes)
+    if cfg.interpolate:  # the class sweep beside it, when G is conditional
+        check_output(out.with_name(f"{out.stem}_class_sweep{out.suffix}"), "out", suffixes)
+    return out
+
+
+def generate(cfg: DictConfig) -> str:
+    out = check(cfg)
     sampler = Sampler(cfg.ckpt_path, cfg.device)
-    out = Path(cfg.out)
     if cfg.interpolate:
         return interpolate(sampler, cfg, out)
     images = sampler(cfg.n, cfg.label, cfg.batch_size, cfg.seed)
@@ -52,11 +70,6 @@ def main(cfg: DictConfig) -> str:
 
 
 def interpolate(sampler: Sampler, cfg: DictConfig, out: Path) -> str:
-    if cfg.interpolate < 1 or cfg.interpolate_steps < 2:
-        raise ValueError(f"interpolate={cfg.interpolate} must be >= 1 and interpolate_steps="
-                         f"{cfg.interpolate_steps} >= 2")
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise ValueError(f"out={out}: interpolate= writes an image; use a .png/.jpg file name")
     generator, device = sampler.generator, sampler.device
     conditional = is_conditional(generator)
 
@@ -75,6 +88,9 @@ def interpolate(sampler: Sampler, cfg: DictConfig, out: Path) -> str:
         write(images.cpu(), sweep, sampler.num_classes)
         log.info("wrote %d class sweeps to %s", cfg.interpolate, sweep)
     return str(out)
+
+
+main = entry_point("generate", generate, "generate", check=check)
 
 
 if __name__ == "__main__":

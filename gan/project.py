@@ -13,13 +13,13 @@ import logging
 import time
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import is_conditional
-from gan.io.config import CONF_DIR
-from gan.io.files import write_json
+from gan.io.errors import UsageError, entry_point
+from gan.io.files import check_output_dir, write_json
+from gan.io.keys import device, integer, number
 from gan.sampling.preprocess import image_files, open_image, to_training_form
 from gan.sampling.projection import project
 from gan.sampling.sampler import Sampler
@@ -35,21 +35,38 @@ from gan.sampling.your_image import (
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="project")
-def main(cfg: DictConfig) -> str:
+def check(cfg: DictConfig) -> list[Path]:
+    """Every key a run reads, refused in one line before the checkpoint is read: the image
+    files it names, and that `out` can be written."""
     if cfg.ckpt_path is None:
-        raise ValueError("ckpt_path=<file.ckpt> is required")
+        raise UsageError("ckpt_path=<file.ckpt> is required")
     if cfg.input is None:
-        raise ValueError("input=<image or folder> is required")
+        raise UsageError("input=<image or folder> is required")
+    integer(cfg.label, "label", low=0, optional=True)
+    integer(cfg.seed, "seed", low=0)
+    integer(cfg.variations, "variations", low=0)
+    integer(cfg.zoom, "zoom", low=1)
+    device(cfg.device)
+    p = cfg.projection
+    for key in ("steps", "bank", "restarts", "top_classes", "keep", "batch_size"):
+        integer(p[key], f"projection.{key}", low=1)
+    integer(p.explore_steps, "projection.explore_steps", low=0)
+    number(p.lr, "projection.lr", positive=True)
     files = image_files(cfg.input)
     for file in files:  # a file that is no image fails before the checkpoint is read
         open_image(file)
+    check_output_dir(cfg.out, "out")
+    return files
+
+
+def run(cfg: DictConfig) -> str:
+    files = check(cfg)
     sampler = Sampler(cfg.ckpt_path, cfg.device)
     generator, conditional = sampler.generator, is_conditional(sampler.generator)
     if cfg.label is not None and not conditional:
-        raise ValueError("label= needs a conditional checkpoint (model.conditional=true)")
+        raise UsageError("label= needs a conditional checkpoint (model.conditional=true)")
     if cfg.label is not None and not 0 <= cfg.label < sampler.num_classes:
-        raise ValueError(f"label={cfg.label} is outside 0..{sampler.num_classes - 1}")
+        raise UsageError(f"label={cfg.label} is outside 0..{sampler.num_classes - 1}")
     mnist_like = cfg.preprocess.mnist_like
     if mnist_like == "auto":
         mnist_like = dataset_name(sampler.config) is not None
@@ -94,6 +111,9 @@ def main(cfg: DictConfig) -> str:
         log.info("%s: class %s, distance %.4f -> %s", file.name, klass,
                  float(result.distance[i]), folder)
     return str(out)
+
+
+main = entry_point("project", run, "project", check=check)
 
 
 if __name__ == "__main__":

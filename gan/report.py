@@ -1,49 +1,49 @@
 """Compare the runs of sweeps: `python -m gan.report DIR [DIR ...] [report.ignore=[k,...]]
-[report.baseline=key=value[,key=value]]`.
+[report.baseline=key=value[,key=value]] [report.out=<folder>]` (keys: conf/report.yaml).
 
 DIR is a sweep folder (basic, joblib, submitit or Optuna), or run dirs. Writes `report/` (report.md,
 report.csv, curves.png, mosaic.png) in the first DIR: per group, against the baseline or the
 top-ranked group, Δ FID with its Welch (or paired) 95 % interval, the Holm-adjusted p and the
 verdict, the success rate, every seed's value and the power of the design. Failed and diverged
 runs count as the worst outcome. How it decides: gan/sweeps/report.py.
+A run whose status.json or metrics.json cannot be read is "unreadable": named in the report
+and counted as failed.
 """
 
 from __future__ import annotations
 
-import sys
+import re
 
+from omegaconf import DictConfig
+
+from gan.io.errors import UsageError, entry_point
 from gan.sweeps.report import Report, make_report
 
+# An override of conf/report.yaml (or Hydra's); anything else is a folder (folder names may
+# hold `=`). `report.baseline=` is read raw: its `key=value,key=value` is no Hydra value.
+OVERRIDE = re.compile(r"^[~+]*(dirs|report\.[\w.]+|hydra\.[\w.]+)=")
+RAW = "report.baseline="
 
-def parse_args(argv: list[str]) -> dict:
-    """Folders, and `report.ignore=[a,b]` / `report.baseline=...` (folder names may hold `=`,
-    so only `report.` arguments are options)."""
-    dirs, ignore, baseline = [], (), None
-    for arg in argv:
-        if arg.startswith("report.ignore="):
-            ignore = tuple(k.strip() for k in arg.split("=", 1)[1].strip("[]").split(",")
-                           if k.strip())
-        elif arg.startswith("report.baseline="):
-            baseline = arg.split("=", 1)[1]
-        elif arg.startswith("report."):
-            raise SystemExit(f"unknown option {arg}: use report.ignore=[k,...] or "
-                             "report.baseline=<group id or key=value>")
-        else:
-            dirs.append(arg)
+
+def positional(arg: str) -> bool:
+    return arg.startswith(RAW) or not OVERRIDE.match(arg)
+
+
+def report(cfg: DictConfig, args: list[str]) -> Report:
+    dirs = [*cfg.dirs, *(a for a in args if not a.startswith(RAW))]
+    baseline = next((a[len(RAW):] for a in reversed(args) if a.startswith(RAW)),
+                    cfg.report.baseline)
     if not dirs:
-        raise SystemExit(__doc__.split("\n\n")[0])
-    return {"dirs": dirs, "ignore": ignore, "baseline": baseline}
+        raise UsageError("give the sweep folders or run dirs to compare: "
+                         "python -m gan.report DIR [DIR ...] (--help for the keys)")
+    result = make_report(dirs=dirs, ignore=tuple(cfg.report.ignore), baseline=baseline or None,
+                         out=cfg.report.out)
+    print((result.out / "report.md").read_text())
+    print(f"wrote {result.out}/report.md, report.csv, curves.png, mosaic.png")
+    return result
 
 
-def main(argv: list[str] | None = None) -> Report:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        report = make_report(**args)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"gan.report: {err}") from None
-    print((report.out / "report.md").read_text())
-    print(f"wrote {report.out}/report.md, report.csv, curves.png, mosaic.png")
-    return report
+main = entry_point("report", report, "report", hydra_app=False, positional=positional)
 
 
 if __name__ == "__main__":

@@ -12,24 +12,36 @@ import sys
 import traceback
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gan.core.guard import Diverged
 from gan.io.artefacts import clear_failed, read_status, update_status, write_failed
-from gan.io.config import CONF_DIR
-from gan.io.errors import UsageError
+from gan.io.errors import UsageError, entry_point
+from gan.runs.lock import RunFolderBusy, acquire, release, restore_configs
 from gan.runs.resume import resume_command
 from gan.runs.wiring import Interrupted, finished, fit, objective
 
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | None:
     out = Path(HydraConfig.get().runtime.output_dir)
+    # A single run's lock was taken by RunFolder (conf/hydra), before Hydra wrote there; a
+    # sweep job takes its own folder's here (a second sweep into the same folder is refused).
+    try:
+        acquire(out)
+    except RunFolderBusy as err:
+        log.error("job %s: %s", HydraConfig.get().job.num, err)
+        return math.nan
+    try:
+        return run(cfg, out)
+    finally:
+        release(out)
+
+
+def run(cfg: DictConfig, out: Path) -> float | None:
     if cfg.get("skip_done"):  # a rerun sweep or study: finished jobs stay, cut ones go on
         done, value = finished(out, cfg.get("metric"))
         if done:
@@ -51,14 +63,14 @@ def main(cfg: DictConfig) -> float | None:
     except (UsageError, Diverged) as err:
         if isinstance(err, Diverged):  # the last good checkpoint stays; say how it ended
             update_status(out, status="diverged", reason=str(err))
-        else:  # refused before training: the run dir says why, as for any other failure
-            update_status(out, status="failed", error=str(err)[:300])
+        elif not restore_configs(out):  # refused before training: the run dir says why; a
+            update_status(out, status="failed", error=str(err)[:300])  # refused resume leaves
+            # the folder's config and status as its last run left them
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep goes on
             write_failed(out, str(err))
             log.error("job %s: %s", HydraConfig.get().job.num, err)
             return math.nan
-        print(f"gan.train: {err}", file=sys.stderr)  # one line, no traceback
-        sys.exit(1 if isinstance(err, Diverged) else 2)
+        raise  # run_cli: one line, exit 2 (bad input) or 1 (diverged), no traceback
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
         if read_status(out).get("status") != "diverged":  # the guard's finding stays
@@ -69,6 +81,9 @@ def main(cfg: DictConfig) -> float | None:
         failed = write_failed(out, traceback.format_exc())
         log.exception("job %s failed; see %s", HydraConfig.get().job.num, failed)
         return math.nan
+
+
+main = entry_point("train", train, "train")
 
 
 if __name__ == "__main__":

@@ -242,7 +242,7 @@ def test_classifier_accuracy_meets_the_bar(name, data_cls):
     assert acc >= classifier.MIN_TEST_ACCURACY[name], acc
 
 
-def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
+def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch, capsys):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -273,8 +273,9 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch):
         assert set(report["metrics"]) == (set(metrics.DESCRIPTIONS)
                                           - {"label_accuracy", "label_purity"})
         bad = compose("evaluate", overrides=[f"samples={samples}", "n=501"])
-        with pytest.raises(SystemExit, match="at least n=501"):
+        with pytest.raises(SystemExit) as stop:
             evaluate.main.__wrapped__(bad)
+        assert stop.value.code == 2 and "at least n=501" in capsys.readouterr().err
     GlobalHydra.instance().clear()
 
 

@@ -221,10 +221,11 @@ def test_project_cli_error_is_one_line(tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     proc = run_module("gan.project", "ckpt_path=x.ckpt", f"input={text}", cwd=REPO, check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     # One line that names the key and the file (read before the checkpoint, which is missing).
-    assert any(line.startswith("ValueError: input=") and "notes.png is not an image" in line
-               for line in proc.stderr.splitlines()), proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("gan.project:")] == [
+        f"gan.project: input={text} is not an image PIL can read (png, jpg, ...): cannot "
+        f"identify image file '{text}'"], proc.stderr
 
 
 # --------------------------------------------------------------------------- latent walks

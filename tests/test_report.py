@@ -306,10 +306,12 @@ def test_pictures_and_command_line(sweep, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert Image.open(report.out / "mosaic.png").size == mosaic_size(3) == (900, 360)
     assert Image.open(report.out / "curves.png").size == (1200, 450)
-    with pytest.raises(SystemExit, match="no run dirs"):
-        main([str(tmp_path / "report")])
-    with pytest.raises(SystemExit, match="unknown option report.bogus"):
-        main([str(sweep), "report.bogus=1"])
+    for argv, message in (([str(tmp_path / "report")], "no run dirs"),
+                          ([str(sweep), "report.bogus=1"], "Could not override 'report.bogus'")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and len(err) == 1 and message in err[0], err
 
 
 def test_metrics_json_one_schema_read_old_and_new(tmp_path):

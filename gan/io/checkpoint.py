@@ -29,7 +29,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from gan.io.errors import UsageError
-from gan.io.files import atomic_write
+from gan.io.files import atomic_write, sniff
 from gan.io.legacy import upgrade
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,11 @@ def load_checkpoint(path: str | os.PathLike, key: str = "ckpt_path") -> dict:
     """The checkpoint at `path` (on the CPU), or a CheckpointError naming `key` (the config key
     that gave the path) when the file is missing, truncated, not a torch file, or not written by
     gan.train."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{key}={path} does not exist")
+    path = checkpoint_file(path, key)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError,
-            ValueError, TypeError, AttributeError, ImportError) as err:
+            ValueError, TypeError, AttributeError, ImportError, KeyError, IndexError) as err:
         # Never repeat torch's advice to retry with weights_only=False: that would run whatever
         # code the file holds. A gan.train checkpoint always loads with weights_only=True.
         raise CheckpointError(
@@ -74,6 +72,26 @@ def load_checkpoint(path: str | os.PathLike, key: str = "ckpt_path") -> dict:
     # Configs stored before the layered packages name classes by their old paths.
     ckpt["hyper_parameters"]["config"] = upgrade(ckpt["hyper_parameters"]["config"])
     return ckpt
+
+
+def checkpoint_file(path: str | os.PathLike, key: str = "ckpt_path",
+                    what: str = "checkpoint") -> Path:
+    """`path` when it is a file that could be a torch file, else a one-line error naming `key`
+    and what the file is instead (missing, a directory, empty, text, an image ...)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{key}={path} is a directory, not a {what} file"
+                              + (" (a run's are in <run dir>/checkpoints/*.ckpt)"
+                                 if what == "checkpoint" else ""))
+    if not path.is_file():
+        raise FileNotFoundError(f"{key}={path} does not exist")
+    kind = sniff(path)
+    if kind != "torch":
+        unreadable = "gan.train checkpoint" if what == "checkpoint" else f"{what} file"
+        holds = {"empty": "an empty file", "unknown": "text or unknown bytes"}.get(kind, kind)
+        raise CheckpointError(f"{key}={path} is not a readable {unreadable}: not a torch file "
+                              f"(it holds {holds})")
+    return path
 
 
 def _reason(err: Exception) -> str:

@@ -77,8 +77,18 @@ def _check_devices(cfg: DictConfig) -> None:
             f"leaves G or D unused, which plain DDP refuses")
 
 
+def _check_accelerator(cfg: DictConfig) -> None:
+    import torch
+
+    accelerator = str((cfg.get("trainer") or {}).get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UsageError(f"trainer.accelerator={accelerator}: this machine has no CUDA device; "
+                         f"use trainer.accelerator=cpu (or auto)")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise UsageError for a config that cannot train."""
     _check_latent_dim(cfg)
     _check_lr(cfg)
     _check_devices(cfg)
+    _check_accelerator(cfg)

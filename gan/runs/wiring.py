@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.core.module import GAN
 from gan.io.artefacts import metric_value, read_metrics, run_verdict, update_status
-from gan.io.checkpoint import AtomicCheckpointIO
+from gan.io.checkpoint import AtomicCheckpointIO, load_checkpoint
 from gan.io.config import build
 from gan.io.errors import usage_error
 from gan.metrics.callback import final_metrics
@@ -26,6 +26,7 @@ from gan.runs.compile import compile_nets
 from gan.runs.init_from import InitFrom
 from gan.runs.resources import job_resources
 from gan.runs.resume import Resumable, finish_without_training
+from gan.runs.resume_config import ApplyOptimizerSettings, check_resume
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,10 @@ def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Train
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
                  cfg.model.discriminator.get("norm", "n/a"))
     resumable = Resumable(cfg.get("save_every_n_batches"))  # signals, RNG, status: always on
-    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+    if cfg.ckpt_path is not None:  # a resume goes on with the config it was trained with
+        saved = load_checkpoint(cfg.ckpt_path)["hyper_parameters"]["config"]
+        roles = check_resume(saved, cfg)
+        extra = extra + ([ApplyOptimizerSettings(cfg, roles)] if roles else [])
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     sweep_dir = hydra_cfg.sweep.dir if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN else None
     # A parallel sweep job: threads = cores / parallel jobs, and a GPU of its own.

@@ -82,6 +82,7 @@ class Run:
     record: dict          # status.json
     curve: list = field(default_factory=list)  # curve.csv rows, floats
     derived: set = field(default_factory=set)  # keys set by an interpolation (`${..lr_g}`)
+    problem: str = ""     # why an "unreadable" run could not be read (a corrupt file)
 
 
 def find_runs(dirs: list[Path]) -> list[Path]:
@@ -442,6 +443,8 @@ def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
     if pending:
         notes.append(f"**Not finished:** {len(pending)} run(s) still running or interrupted "
                      "are counted in the success rate but not scored.")
+    notes += [f"**Unreadable:** `{r.dir}`: its status.json or metrics.json cannot be read; "
+              "counted as failed" for r in runs if r.status == "unreadable"]
     budgets = {g.id: g.budget() for g in ranked}
     if len(set(budgets.values())) > 1:
         notes.append("**Budget mismatch:** groups ran under different budgets: "

@@ -1,0 +1,170 @@
+"""A sweep of bad inputs across the entry points, each run as a user runs it
+(`python -m gan.<entry> ...` in a fresh process, from an empty folder), classified:
+
+- `one-line`: exit != 0, no traceback, one error line on stderr (log records aside);
+- `traceback`: a Python traceback was printed;
+- `lines`: exit != 0, no traceback, but several error lines (Hydra's multi-line messages);
+- `accepted`: exit 0: the bad input was taken and the run went on (a silent wrong result);
+- `help` / `handled`: the expected good outcome of `--help` and of a report with a corrupt file
+  (`not handled`: the report stopped).
+
+    python tools/bad_inputs.py                     # this checkout
+    python tools/bad_inputs.py --code /work/base   # another checkout's gan/ (e.g. before a change)
+
+Every case uses the checkpoint written before the layered packages (tests/fixtures), which
+both old and new code load, so a case tests its one bad value and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "before_layers"
+
+CASES = [  # (entry point, arguments); {x}: a file made by make_files
+    ("train", ["data=fake", "ckpt_path={text}"]),
+    ("train", ["data=fake", "ckpt_path={dir}"]),
+    ("train", ["data=fake", "ckpt_path={empty}"]),
+    ("train", ["data=fake", "init_from={text}", "trainer.max_epochs=0"]),
+    ("train", ["data=fake", "trainer.accelerator=gpu"]),
+    ("train", ["no_such_key=1"]),
+    ("train", ["--help"]),
+    ("generate", ["ckpt_path={ckpt}", "n=-5"]),
+    ("generate", ["ckpt_path={ckpt}", "n=abc"]),
+    ("generate", ["ckpt_path={ckpt}", "batch_size=0"]),
+    ("generate", ["ckpt_path={ckpt}", "label=3.5"]),
+    ("generate", ["ckpt_path={ckpt}", "device=cuda"]),
+    ("generate", ["ckpt_path={text}"]),
+    ("generate", ["ckpt_path={dir}"]),
+    ("generate", ["ckpt_path={empty}"]),
+    ("generate", ["ckpt_path={ckpt}", "out={file}/x.png"]),
+    ("generate", ["ckpt_path={ckpt}", "out=x.gif"]),
+    ("generate", ["--help"]),
+    ("evaluate", ["samples={samples}", "n=-5"]),
+    ("evaluate", ["samples={samples}", "n=abc"]),
+    ("evaluate", ["samples={empty}"]),
+    ("evaluate", ["samples={text}"]),
+    ("evaluate", ["ckpt_path={dir}"]),
+    ("evaluate", ["ckpt_path={text}"]),
+    ("evaluate", ["ckpt_path={mnist_ckpt}", "data=fashion_mnist", "n=64"]),
+    ("evaluate", ["--help"]),
+    ("project", ["ckpt_path={text}", "input={img}"]),
+    ("project", ["ckpt_path={ckpt}", "input={text}"]),
+    ("project", ["ckpt_path={ckpt}", "input={img}", "label=3.5"]),
+    ("project", ["ckpt_path={ckpt}", "input={img}", "device=cuda"]),
+    ("project", ["ckpt_path={dir}", "input={img}"]),
+    ("project", ["--help"]),
+    ("export", ["ckpt_path={text}", "format=torchscript"]),
+    ("export", ["ckpt_path={ckpt}", "format=torchscript", "out={onnx}"]),
+    ("export", ["ckpt_path={dir}", "format=torchscript"]),
+    ("export", ["--help"]),
+    ("bench", ["devices=[cuda]", "steps=1", "warmup=0", "repeats=1"]),
+    ("bench", ["steps=0"]),
+    ("bench", ["steps=abc"]),
+    ("bench", ["json={file}/b.json", "steps=1", "warmup=0", "repeats=1",
+               "models={{mlp:[experiment=seed]}}", "overrides=[data=fake]"]),
+    ("bench", ["--help"]),
+    ("report", ["{corrupt_sweep}"]),
+    ("report", ["{sweep}", "report.bogus=1"]),
+    ("report", ["--help"]),
+    ("classifier", ["epochs=0"]),
+    ("classifier", ["--help"]),
+]
+
+
+def make_files(tmp: Path) -> dict[str, str]:
+    (tmp / "text.ckpt").write_text("hello, not a checkpoint\n")
+    (tmp / "empty.pt").write_bytes(b"")
+    (tmp / "folder").mkdir()
+    (tmp / "a_file").write_text("x")
+    (tmp / "g.onnx").write_bytes(b"\x08\x07\x12\x07pytorch fake onnx")
+    from PIL import Image
+
+    Image.new("L", (64, 64), 255).save(tmp / "img.png")
+    torch.save(torch.rand(64, 1, 28, 28) * 2 - 1, tmp / "samples.pt")
+    ckpt = FIXTURE / "run" / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)
+    saved["hyper_parameters"]["config"]["data"]["name"] = "mnist"  # scored against fashion_mnist
+    torch.save(saved, tmp / "mnist.ckpt")
+    shutil.copytree(FIXTURE / "sweep", tmp / "sweep")
+    shutil.copytree(FIXTURE / "sweep", tmp / "corrupt")
+    for i, run in enumerate(sorted(p for p in (tmp / "corrupt").iterdir() if p.is_dir())):
+        if i == 0:
+            (run / "metrics.json").write_text('{"metrics": {"val/fid": 2')
+    return {"text": str(tmp / "text.ckpt"), "empty": str(tmp / "empty.pt"),
+            "dir": str(tmp / "folder"), "file": str(tmp / "a_file"), "onnx": str(tmp / "g.onnx"),
+            "img": str(tmp / "img.png"), "samples": str(tmp / "samples.pt"), "ckpt": str(ckpt),
+            "mnist_ckpt": str(tmp / "mnist.ckpt"), "sweep": str(tmp / "sweep"),
+            "corrupt_sweep": str(tmp / "corrupt")}
+
+
+def classify(args: list[str], rc: int, out: str, err: str) -> str:
+    if "--help" in args:
+        return "help" if rc == 0 and "Traceback" not in out + err else "traceback"
+    if "Traceback" in out + err:
+        return "traceback"
+    if any("corrupt" in a for a in args):  # the report must be written, the run named
+        return "handled" if rc == 0 and "unreadable" in out else "not handled"
+    if rc == 0:
+        return "accepted"
+    errors = [line for line in err.splitlines() if line.strip() and not line.startswith(
+        ("[20", "Seed set", "  warnings.warn", "GPU available", "TPU available", "HPU available",
+         "💡"))]
+    return "one-line" if len(errors) == 1 else "lines"
+
+
+def run_case(code: Path, files: dict, tmp: Path, i: int, entry: str, args: list[str]) -> dict:
+    args = [a.format(**files) for a in args]
+    cwd = tmp / f"case{i}"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(code), "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
+    try:
+        proc = subprocess.run([sys.executable, "-m", f"gan.{entry}", *args], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=600)
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired:
+        rc, out, err = -1, "", "timeout"
+    last = [line for line in err.strip().splitlines() if line.strip()][-1:] or [""]
+    return {"entry": entry, "args": " ".join(a.replace(str(tmp), "$TMP") for a in args),
+            "rc": rc, "class": classify(args, rc, out, err),
+            "last": last[0][:160].replace(str(tmp), "$TMP")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--code", default=str(REPO), help="the checkout whose gan/ runs")
+    parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--json", help="also write the records here")
+    opts = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bad_inputs."))
+    files = make_files(tmp)
+    with ThreadPoolExecutor(opts.jobs) as pool:
+        records = list(pool.map(lambda c: run_case(Path(opts.code), files, tmp, *c),
+                                [(i, e, a) for i, (e, a) in enumerate(CASES)]))
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["class"]] = counts.get(r["class"], 0) + 1
+        print(f"{r['class']:<10} rc={r['rc']:<4} gan.{r['entry']} {r['args']}\n"
+              f"           {r['last']}")
+    print(f"\n{len(records)} cases, code from {opts.code}: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if opts.json:
+        Path(opts.json).write_text(json.dumps({"code": opts.code, "counts": counts,
+                                               "records": records}, indent=1))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
