@@ -91,6 +91,17 @@ def clear_failed(run_dir: str | os.PathLike) -> None:
     (Path(run_dir) / FAILED).unlink(missing_ok=True)
 
 
+def unreadable(run_dir: str | os.PathLike) -> list[str]:
+    """The artefacts of `run_dir` that exist but cannot be read, each as `name: why`."""
+    found = []
+    for name, read in ((STATUS, lambda p: _load(p)), (METRICS, read_metrics_file)):
+        try:
+            read(Path(run_dir) / name)
+        except Unreadable as err:
+            found.append(f"{name}: {str(err).split(': ', 1)[-1][:80]}")
+    return found
+
+
 def run_verdict(run_dir: str | os.PathLike, completed: bool = True) -> str:
     """How the run in `run_dir` ended, one of VERDICTS: the one rule the sweep index and the
     report share. `completed=False`: the launcher saw the job raise."""

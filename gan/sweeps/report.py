@@ -35,7 +35,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from gan.io.artefacts import Unreadable, read_curve, read_metrics, read_status, run_verdict
+from gan.io.artefacts import (
+    Unreadable,
+    read_curve,
+    read_metrics,
+    read_status,
+    run_verdict,
+    unreadable,
+)
 from gan.io.legacy import current_target
 from gan.sweeps import stats
 from gan.sweeps.figures import mosaic_size, plot_curves, plot_mosaic
@@ -443,8 +450,8 @@ def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
     if pending:
         notes.append(f"**Not finished:** {len(pending)} run(s) still running or interrupted "
                      "are counted in the success rate but not scored.")
-    notes += [f"**Unreadable:** `{r.dir}`: its status.json or metrics.json cannot be read; "
-              "counted as failed" for r in runs if r.status == "unreadable"]
+    notes += [f"**Unreadable:** `{r.dir}` ({'; '.join(unreadable(r.dir))}): counted as failed"
+              for r in runs if r.status == "unreadable"]
     budgets = {g.id: g.budget() for g in ranked}
     if len(set(budgets.values())) > 1:
         notes.append("**Budget mismatch:** groups ran under different budgets: "
