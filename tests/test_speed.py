@@ -158,3 +158,64 @@ def test_bench_prints_every_row_with_ratios_from_measured_times(tmp_path):
         assert cells[6] == f"{c['vs_a']:.2f}x" and cells[7] == f"{c['vs_b']:.2f}x"
     assert re.search(r"median of 2 x 3 steps", proc.stdout)
     assert proc.stdout.count("| device | model |") == 1  # one table, rows as measured
+    # Equal math: from one seed, (b) and (c) end with the same weights (G, D and G's EMA).
+    for model in ("mlp", "dcgan"):
+        assert by[model, "c"]["weight_gap"] == 0.0
+        assert f"cpu {model}: (b) and (c) weights after 3 + warm-up steps from one seed differ " \
+               "by at most 0.0e+00" in proc.stdout
+
+
+def bench_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gan.io.config import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("bench", overrides=["steps=2", "warmup=1", "repeats=1", "devices=[cpu]",
+                                           "~models.mlp", *overrides])
+
+
+@needs_mnist
+def test_bench_catches_a_bare_loop_without_the_recipes_ema(monkeypatch):
+    """The default recipe's EMA left out of (b): the weight check sees it."""
+    from gan.runs import bench
+
+    monkeypatch.setattr(bench, "EMA", type("NotEMA", (), {}))  # the bare loop finds no EMA
+    monkeypatch.setattr(bench, "written_out", lambda tricks: None)
+    (record,) = [r for r in bench.run(bench_config(), say=lambda line: None) if r["loop"] == "c"]
+    assert record["weight_gap"] > 1e-4
+
+
+def test_bench_refuses_a_trick_it_does_not_write_out():
+    from gan.core.trick import Trick
+    from gan.runs.bench import written_out
+    from gan.tricks.ema import EMA
+
+    written_out([EMA(), Trick()])
+
+    class Counting(Trick):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            pass
+
+    with pytest.raises(ValueError, match="does not write out Counting's per-batch hook"):
+        written_out([EMA(), Counting()])
+
+
+@needs_mnist
+def test_bench_profile_lists_lightnings_extra_calls(capsys):
+    from gan.runs.bench import run
+
+    lines = []
+    records = run(bench_config("profile=true", "profile_top=3"), say=lines.append)
+    (c,) = [r for r in records if r["loop"] == "c"]
+    extra = [p for p in c["profile"] if p["extra"]]
+    # Lightning's loop is in (c) only: its functions are among the extra calls, none in (b)'s.
+    assert any("lightning/pytorch/loops" in p["function"] and p["calls_per_step"] > 0
+               for p in extra)
+    # The ops both loops call alike (the math) are not listed as extra.
+    assert not any("run_backward" in p["function"] for p in extra)
+    table = lines[lines.index("| function | us/step | extra calls/step |"):]
+    assert len(table) == 2 + 3
+    assert "cpu dcgan: host time per step of (c) minus (b)" in "\n".join(lines)
