@@ -17,6 +17,7 @@ from gan.core.drawing import cycled_labels
 from gan.core.guard import StepGuard, finite, guarded_step
 from gan.core.losses import GANLoss
 from gan.core.rng import all_rng_states, set_rng_state
+from gan.core.stepping import direct_steps, frozen, step_directly
 from gan.core.trick import Trick
 from gan.io.checkpoint import check_fits
 
@@ -46,8 +47,9 @@ class GAN(L.LightningModule):
         self.automatic_optimization = False
         # The nets, loss and tricks are objects: the resolved config (hparams) describes them and
         # `gan.generate` rebuilds the generator from it.
-        # logger=False: gan.sweeps.hparams.HParams logs the swept keys with the final metrics instead
-        # (a second, metric-less hparams record at the start would shadow it in TensorBoard).
+        # logger=False: gan.sweeps.hparams.HParams logs the swept keys with the final metrics
+        # instead (a second, metric-less hparams record at the start would shadow it in
+        # TensorBoard).
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer_g",
                                           "optimizer_d", "tricks"], logger=False)
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
@@ -61,6 +63,7 @@ class GAN(L.LightningModule):
         # Non-finite steps are skipped and counted; too many in a row stop the run.
         self.guard = StepGuard(max_consecutive_skips)
         self.started = False
+        self._direct = False  # Lightning's backward and step wrappers until on_train_start
         # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
@@ -88,20 +91,20 @@ class GAN(L.LightningModule):
             g_labels = trick.generator_labels(g_labels)
         fake = self.generator(self.noise(real.size(0)), g_labels)
 
-        with self.toggled_optimizer(opt_d):
-            d_real, d_fake = critic(real), critic(fake.detach())
-            target = 1.0
-            for trick in self.tricks:
-                target = trick.real_target(target, self.d_step)
-            d_loss = self.loss.d_loss(d_real, d_fake, target)
-            penalty = self.loss.penalty(critic, real, fake.detach())
-            for trick in self.tricks:
-                penalty = penalty + trick.d_penalty(critic, real, fake.detach(), self.d_step)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss + penalty)
-            d_grad = grad_norm(self.discriminator)
-            ok = finite(d_loss + penalty, d_grad)  # on the device: read at the boundaries only
-            guarded_step(opt_d, ok)
+        # D's step needs no freezing: its losses see G only through fake.detach().
+        d_real, d_fake = critic(real), critic(fake.detach())
+        target = 1.0
+        for trick in self.tricks:
+            target = trick.real_target(target, self.d_step)
+        d_loss = self.loss.d_loss(d_real, d_fake, target)
+        penalty = self.loss.penalty(critic, real, fake.detach())
+        for trick in self.tricks:
+            penalty = penalty + trick.d_penalty(critic, real, fake.detach(), self.d_step)
+        opt_d.zero_grad(set_to_none=True)
+        self._backward(d_loss + penalty)
+        d_grad = grad_norm(self.discriminator)
+        ok = finite(d_loss + penalty, d_grad)  # on the device: read at the boundaries only
+        self._step(opt_d, ok)
         self.loss.after_d_step(self.discriminator)
         self.d_step += 1
         self.guard.record("d", ok, {"d_loss": d_loss, "d_penalty": penalty,
@@ -109,21 +112,37 @@ class GAN(L.LightningModule):
                                     "d_grad_norm": d_grad})
 
         if self.d_step % self.loss.n_critic == 0:
-            with self.toggled_optimizer(opt_g):
+            # D's weights take no gradient from G's loss (the only freezing the math needs)
+            with frozen([p for group in opt_d.param_groups for p in group["params"]]):
                 g_loss = self.loss.g_loss(critic(fake))
                 g_penalty = 0.0
                 for trick in self.tricks:
                     g_penalty = g_penalty + trick.g_penalty(fake, g_labels, self.g_step)
                 opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss + g_penalty)
-                g_grad = grad_norm(self.generator)
-                ok = finite(g_loss + g_penalty, g_grad)
-                guarded_step(opt_g, ok)
+                self._backward(g_loss + g_penalty)
+            g_grad = grad_norm(self.generator)
+            ok = finite(g_loss + g_penalty, g_grad)
+            self._step(opt_g, ok)
             self.g_step += 1
             self.guard.record("g", ok, {"g_loss": g_loss, "g_penalty": g_penalty,
                                         "g_grad_norm": g_grad})
         if self.trainer._logger_connector.should_update_logs:  # when Lightning logs: same steps
             self._log_window()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """`loss.backward()` where Lightning's wrapper would only dispatch hooks nobody
+        overrides (gan/core/stepping.py), else `manual_backward`."""
+        if self._direct:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
+    def _step(self, optimizer, ok: torch.Tensor) -> None:
+        """The guarded step, on the raw optimizer where Lightning's wrapper adds only hooks."""
+        if self._direct:
+            step_directly(optimizer, partial(guarded_step, ok=ok))
+        else:
+            guarded_step(optimizer, ok)
 
     def _log_window(self) -> None:
         """The step scalars' means since the last boundary, as host tensors: Lightning turns
@@ -195,6 +214,7 @@ class GAN(L.LightningModule):
 
     def on_train_start(self):
         self.started = True  # errors from here on are training failures, not bad input
+        self._direct = direct_steps(self.trainer, self)
         # Last thing before the first resumed step (after every callback's on_train_start and
         # the DDP seed offset), so the next z, augmentation and noise are the ones the
         # uninterrupted run drew.

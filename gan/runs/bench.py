@@ -172,13 +172,16 @@ def bare_loop(module, tricks, batches: ShuffledBatches, device) -> Iterator[None
         d_step += 1
         if d_step % loss.n_critic == 0:
             critic = partial(tricked_critic, D, tricks, labels, d_step)
-            D.requires_grad_(False)
+            trainable = [p for p in D.parameters() if p.requires_grad]
+            for p in trainable:
+                p.requires_grad_(False)
             g_loss, g_penalty = loss.g_loss(critic(fake)), 0.0
             for trick in tricks:
                 g_penalty = g_penalty + trick.g_penalty(fake, g_labels, g_step)
             opt_g.zero_grad(set_to_none=True)
             (g_loss + g_penalty).backward()
-            D.requires_grad_(True)
+            for p in trainable:
+                p.requires_grad_(True)
             guarded_step(opt_g, finite(g_loss + g_penalty, grad_norm(G)))
             g_step += 1
             if ema is not None:
