@@ -120,6 +120,46 @@ def test_guard_means_skip_count_and_stop():
         guard.check()
 
 
+@pytest.mark.parametrize("fold_every", [1, 2, 256])
+def test_guard_counts_runs_of_skips_across_folds(monkeypatch, fold_every):
+    """However the steps are grouped into folds, a run of skips is counted whole, a finite
+    step ends it, and batch values log their mean."""
+    monkeypatch.setattr(gan.core.guard, "FOLD_EVERY", fold_every)
+    guard = StepGuard(max_consecutive_skips=3)
+    ok, bad = torch.tensor(True), torch.tensor(False)
+    for flag in (bad, bad, ok, bad, bad):
+        guard.record("d", flag, {"d_real": torch.tensor([[1.0], [3.0]]), "d_penalty": 0.0})
+    values = guard.read()
+    assert values["d_real"].item() == 2.0 and values["d_penalty"].item() == 0.0
+    assert values["skipped_steps"].item() == 4
+    guard.record("d", bad, {"d_real": torch.tensor([[1.0], [3.0]]), "d_penalty": 0.0})
+    with pytest.raises(Diverged, match="3 D steps in a row"):
+        guard.check()
+
+
+def test_guard_record_runs_no_tensor_op_but_detach():
+    """A step's record only lists its values: the sums are computed per window."""
+    from torch.overrides import TorchFunctionMode
+
+    class Ops(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.names.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    guard = StepGuard()
+    loss = torch.tensor(1.0, requires_grad=True) * 2
+    ok = torch.tensor(True)
+    with Ops() as ops:
+        for _ in range(3):
+            guard.record("d", ok, {"d_loss": loss, "d_penalty": 0.0, "d_real": loss.detach()})
+    assert set(ops.names) <= {"detach", "requires_grad", "__get__"}, ops.names
+    assert guard.read()["d_loss"].item() == 2.0
+
+
 def test_guard_refuses_a_bad_limit():
     with pytest.raises(ValueError, match="guard.max_consecutive_skips"):
         StepGuard(0)

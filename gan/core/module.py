@@ -107,8 +107,8 @@ class GAN(L.LightningModule):
         self._step(opt_d, ok)
         self.loss.after_d_step(self.discriminator)
         self.d_step += 1
-        self.guard.record("d", ok, {"d_loss": d_loss, "d_penalty": penalty,
-                                    "d_real": d_real.mean(), "d_fake": d_fake.mean(),
+        self.guard.record("d", ok, {"d_loss": d_loss, "d_penalty": penalty,  # D's outputs:
+                                    "d_real": d_real, "d_fake": d_fake,  # means at boundaries
                                     "d_grad_norm": d_grad})
 
         if self.d_step % self.loss.n_critic == 0:
