@@ -259,6 +259,14 @@ def count_syncs(monkeypatch):
         return values.cpu().as_subclass(_Host)
 
     monkeypatch.setattr(gan.core.guard, "to_host", to_host)
+    tensor = torch.tensor
+
+    def to_device(*args, **kwargs):  # a number copied to the device: Lightning logging a float
+        if where["batch"] is not None and kwargs.get("device") is not None:
+            counts[where["batch"]] += 1
+        return tensor(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "tensor", to_device)
 
     class Mark(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -267,14 +275,19 @@ def count_syncs(monkeypatch):
     return counts, Mark(), where
 
 
-def test_training_steps_do_not_sync_between_boundaries(fast_cfg, count_syncs, monkeypatch):
+DEFAULT_RUN = ["trainer.enable_progress_bar=true",  # every default callback, tricks that log
+               "tricks=[ema,instance_noise,diffaugment,label_smoothing,r1,spectral_norm]"]
+
+
+@pytest.mark.parametrize("extra", [["callbacks=[]"], DEFAULT_RUN], ids=["bare", "default"])
+def test_training_steps_do_not_sync_between_boundaries(fast_cfg, count_syncs, extra):
     counts, mark, _ = count_syncs
     # fused Adam skips on the device; the default for-loop Adam on the CPU reads its step
     # counters with .item() (host tensors on a GPU) and the guard reads its flag (free on CPU).
     cfg = fast_cfg("model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
-                   "callbacks=[]", "data.n=320", "trainer.log_every_n_steps=5",
+                   "data.n=320", "trainer.log_every_n_steps=5",
                    "trainer.enable_progress_bar=true", "++optim.generator.fused=true",
-                   "++optim.discriminator.fused=true")
+                   "++optim.discriminator.fused=true", *extra)
     trainer, module = fit(cfg, callbacks=[mark])
     assert module.d_step == 20
     between = [b for b in range(19) if (b + 1) % 5]  # not a log boundary, not the epoch end
@@ -283,6 +296,8 @@ def test_training_steps_do_not_sync_between_boundaries(fast_cfg, count_syncs, mo
     metrics = trainer.logged_metrics
     assert {"train/d_loss", "train/g_loss", "train/skipped_steps"} <= set(metrics)
     assert float(metrics["train/skipped_steps"]) == 0
+    if extra == DEFAULT_RUN:  # what the callbacks and tricks log is there, too
+        assert {"train/img_per_s", "train/instance_noise_sigma"} <= set(metrics)
 
 
 def test_the_restore_fallback_does_not_sync(count_syncs):

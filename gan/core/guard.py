@@ -34,6 +34,14 @@ def to_host(values: torch.Tensor) -> torch.Tensor:
     return values.cpu()
 
 
+def host_number(value: float) -> torch.Tensor:
+    """A number to log, as a 0-dim host tensor. Lightning keeps a logged tensor where it is; a
+    Python number it turns into a tensor on the module's device (a host-to-device copy, which
+    waits for the device) that the progress bar then reads back (a second wait). Every value
+    gan logs goes through here or `to_host` (tests count the others as syncs)."""
+    return to_host(torch.tensor(float(value)))
+
+
 def finite(loss: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
     """One 0-dim bool tensor on the device: the loss and the gradient norm are finite. The norm
     covers every gradient: one NaN or inf entry makes it non-finite."""

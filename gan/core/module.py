@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gan.core.drawing import cycled_labels
-from gan.core.guard import StepGuard, finite, guarded_step
+from gan.core.guard import StepGuard, finite, guarded_step, host_number
 from gan.core.losses import GANLoss
 from gan.core.rng import all_rng_states, set_rng_state
 from gan.core.stepping import direct_steps, frozen, step_directly
@@ -152,8 +152,8 @@ class GAN(L.LightningModule):
         if not values:
             return
         host = {f"train/{k}": v for k, v in values.items()}
-        host["train/d_step"] = torch.tensor(float(self.d_step))
-        host["train/g_step"] = torch.tensor(float(self.g_step))
+        host["train/d_step"] = host_number(self.d_step)
+        host["train/g_step"] = host_number(self.g_step)
         for name in ("train/d_loss", "train/g_loss"):
             if name in host:
                 self.log(name, host.pop(name), prog_bar=True)

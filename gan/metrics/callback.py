@@ -66,7 +66,9 @@ class Metrics(L.Callback):
     def _evaluate(self, trainer, pl_module) -> None:
         values = self._score(pl_module, self.n)
         # Same value on every rank (same seed, same weights), so no reduction is needed.
-        pl_module.log_dict({f"val/{k}": float(v) for k, v in values.items()}, sync_dist=False)
+        # Host tensors: a Python number would be copied to the device (gan.core.guard).
+        pl_module.log_dict({f"val/{k}": host_number(v) for k, v in values.items()},
+                           sync_dist=False)
         self._curve_row(trainer, pl_module, values, self.n)
 
     @rank_zero_only
