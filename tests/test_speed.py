@@ -43,6 +43,20 @@ def test_bf16_mixed_trains_every_loss(fast_cfg, loss):
     assert finite_state(module)
 
 
+@pytest.mark.parametrize("precision", ["bf16-true", "64-true"])
+@pytest.mark.parametrize("option", ["loss=wgan_gp", "tricks=[r1]"])
+def test_true_precisions_train_the_input_gradient_penalties(fast_cfg, precision, option):
+    """Weights in bf16 (or fp64): the penalty's input gradient runs in the weights' dtype."""
+    cfg = fast_cfg(*TINY_MLP, option, f"trainer.precision={precision}",
+                   "trainer.limit_train_batches=5")
+    trainer, module = fit(cfg)
+    dtype = {"bf16-true": torch.bfloat16, "64-true": torch.float64}[precision]
+    assert next(module.discriminator.parameters()).dtype == dtype
+    assert module.d_step == 5 and module.g_step >= 1
+    assert math.isfinite(float(trainer.callback_metrics["train/d_penalty"]))
+    assert float(trainer.callback_metrics["train/d_penalty"]) > 0
+
+
 @pytest.mark.parametrize("penalty", ["gp", "r1"])
 def test_penalties_stay_fp32_under_bf16_autocast(penalty):
     torch.manual_seed(0)

@@ -180,12 +180,13 @@ class GAN(L.LightningModule):
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] for noise `z`, in eval mode (BatchNorm uses running statistics)."""
+        """Images in [-1, 1] for noise `z`, in eval mode (BatchNorm uses running statistics),
+        as float32 whatever the weights' dtype (bf16 under trainer.precision=bf16-true)."""
         generator = self.sampling_generator()
         was_training = generator.training
         generator.eval()
         try:
-            return generator(z, labels).clamp(-1, 1)
+            return generator(z.to(self.dtype), labels).clamp(-1, 1).float()
         finally:
             generator.train(was_training)
 
