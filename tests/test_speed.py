@@ -98,6 +98,53 @@ def test_compile_matches_eager_on_the_first_steps(fast_cfg):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name  # 3 steps of G and D alike
 
 
+@pytest.mark.parametrize("setting,loss,modes", [
+    ("true", "bce", ["default", "default"]),
+    ("reduce-overhead", "bce", ["reduce-overhead", "reduce-overhead"]),
+    ("reduce-overhead", "wgan_gp", ["reduce-overhead"]),  # the double-backward critic: eager
+    ("false", "bce", []),
+])
+def test_compile_modes_reach_torch_compile(fast_cfg, monkeypatch, setting, loss, modes):
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kwargs: seen.append(kwargs.get("mode")))
+    build_module(fast_cfg(*TINY_MLP, f"compile={setting}", f"loss={loss}"))
+    assert seen == modes
+
+
+def test_compile_refuses_an_unknown_mode(fast_cfg):
+    with pytest.raises(ValueError, match="compile must be true, false or one of default, "
+                                         "reduce-overhead"):
+        build_module(fast_cfg(*TINY_MLP, "compile=fastest"))
+
+
+def test_trainer_sets_tf32_and_cudnn_benchmark(fast_cfg):
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
+    try:
+        fit(fast_cfg(*TINY_MLP, "trainer.float32_matmul_precision=high",
+                     "trainer.benchmark=true"))
+        assert torch.get_float32_matmul_precision() == "high"
+        assert torch.backends.cudnn.benchmark is True
+        fit(fast_cfg(*TINY_MLP))  # the defaults put full float32 back
+        assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.backends.cudnn.benchmark is False
+        with pytest.raises(Exception, match="trainer.float32_matmul_precision must be one of"):
+            fit(fast_cfg(*TINY_MLP, "trainer.float32_matmul_precision=tf32"))
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+def test_the_gpu_recipe_turns_the_gpu_switches_on(tmp_path):
+    from tests.conftest import compose_train
+
+    cfg = compose_train(["experiment=gpu"], tmp_path)
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == 1
+    assert cfg.trainer.benchmark is True and cfg.trainer.float32_matmul_precision == "high"
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.compile is True
+    assert cfg.data.batch_size == 128 and cfg.model.generator.width == 64
+
+
 def test_compile_keeps_a_double_backward_critic_eager(fast_cfg, caplog):
     caplog.set_level(logging.INFO, logger="gan.runs.compile")
     for loss, tricks in (("wgan_gp", "[]"), ("bce", "[r1]")):

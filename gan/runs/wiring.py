@@ -22,7 +22,7 @@ from gan.io.checkpoint import AtomicCheckpointIO
 from gan.io.config import build
 from gan.io.errors import usage_error
 from gan.runs.checks import check_config
-from gan.runs.compile import compile_nets
+from gan.runs.compile import compile_mode, compile_nets
 from gan.runs.resources import job_resources
 from gan.runs.resume import Resumable, finish_without_training
 from gan.runs.thin import idle_hooks_off, progress_bar
@@ -49,8 +49,9 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         config=stored_config(cfg, datamodule),
         **shapes,
     )
-    if cfg.get("compile"):
-        compile_nets(module)
+    mode = compile_mode(cfg.get("compile"))
+    if mode is not None:
+        compile_nets(module, mode)
     return module, tricks
 
 
