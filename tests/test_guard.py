@@ -339,3 +339,28 @@ def test_huge_learning_rate_on_mnist_ends_marked_diverged(tmp_path):
     assert "guard.max_fid" in status["reason"] or "guard.min_classes_covered" in status["reason"]
     report = json.loads((run / "metrics.json").read_text())
     assert report["metrics"]["val/fid"] > 400 or report["metrics"]["val/classes_covered"] < 2
+
+
+@needs_mnist
+def test_every_logged_value_is_a_host_tensor(fast_cfg, monkeypatch):
+    """Lightning copies a logged Python number to the module's device (and the progress bar
+    reads it back): the step scalars, throughput, a trick's value and the metrics all log
+    host tensors instead."""
+    logged = {}
+    original = L.LightningModule.log
+
+    def spy(self, name, value, *args, **kwargs):
+        logged[name] = value
+        return original(self, name, value, *args, **kwargs)
+
+    monkeypatch.setattr(L.LightningModule, "log", spy)
+    cfg = fast_cfg("model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
+                   "data=mnist", "data.batch_size=64", "trainer.limit_train_batches=4",
+                   "tricks=[ema,instance_noise]", "trainer.log_every_n_steps=2",
+                   "callbacks.metrics.n=200", "callbacks.metrics.n_final=200", fake_data=False)
+    fit(cfg)
+    assert {"train/d_loss", "train/img_per_s", "train/instance_noise_sigma", "train/d_step",
+            "val/fid"} <= set(logged)
+    bad = {k: type(v).__name__ for k, v in logged.items()
+           if not (torch.is_tensor(v) and v.device.type == "cpu")}
+    assert not bad, bad

@@ -11,7 +11,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from gan.core.drawing import cycled_labels, draw, is_conditional
-from gan.core.guard import ADVICE, garbage_reason
+from gan.core.guard import ADVICE, garbage_reason, host_number
 from gan.io.artefacts import update_status
 from gan.io.files import write_json
 
