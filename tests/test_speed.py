@@ -278,5 +278,8 @@ def test_bench_profile_lists_lightnings_extra_calls(capsys):
     # The ops both loops call alike (the math) are not listed as extra.
     assert not any("run_backward" in p["function"] for p in extra)
     table = lines[lines.index("| function | us/step | extra calls/step |"):]
-    assert len(table) == 2 + 3
+    assert len(table) == 2 + 3 + 2
+    # (b)'s own loop is what (c)'s training_step stands against
+    assert table[-1].startswith("Called more often in (b), counted against: ")
+    assert "gan/runs/bench.py" in table[-1] and "bare_loop" in table[-1]
     assert "cpu dcgan: host time per step of (c) minus (b)" in "\n".join(lines)

@@ -402,6 +402,10 @@ def profile_lines(records: list[dict], top: int) -> list[str]:
                   "| function | us/step | extra calls/step |", "| --- | ---: | ---: |"]
         lines += [f"| `{p['function']}` | {p['us_per_step']:,.1f} | {p['calls_per_step']:.1f} |"
                   for p in extra[:top]]
+        # (b)'s own loop stands against (c)'s training_step: its time counts negative
+        fewer = sorted((p for p in extra if p["us_per_step"] < 0), key=lambda p: p["us_per_step"])
+        lines += ["", "Called more often in (b), counted against: " + ", ".join(
+            f"`{p['function']}` {p['us_per_step']:,.1f} us" for p in fewer[:3])]
     return lines
 
 
