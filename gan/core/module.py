@@ -16,7 +16,7 @@ from torch import nn
 from gan.core.drawing import cycled_labels
 from gan.core.guard import StepGuard, finite, guarded_step, host_number
 from gan.core.losses import GANLoss
-from gan.core.rng import all_rng_states, set_rng_state
+from gan.core.rng import all_rng_states, restore_rank_stream
 from gan.core.stepping import direct_steps, frozen, step_directly
 from gan.core.trick import Trick
 from gan.io.checkpoint import check_fits
@@ -221,5 +221,5 @@ class GAN(L.LightningModule):
         # uninterrupted run drew.
         states = getattr(self, "_rng_to_restore", None)
         if states:
-            set_rng_state(states.get(self.global_rank, states[min(states)]))
+            restore_rank_stream(states, self.global_rank)
             self._rng_to_restore = None
