@@ -120,6 +120,46 @@ def test_guard_means_skip_count_and_stop():
         guard.check()
 
 
+@pytest.mark.parametrize("fold_every", [1, 2, 256])
+def test_guard_counts_runs_of_skips_across_folds(monkeypatch, fold_every):
+    """However the steps are grouped into folds, a run of skips is counted whole, a finite
+    step ends it, and batch values log their mean."""
+    monkeypatch.setattr(gan.core.guard, "FOLD_EVERY", fold_every)
+    guard = StepGuard(max_consecutive_skips=3)
+    ok, bad = torch.tensor(True), torch.tensor(False)
+    for flag in (bad, bad, ok, bad, bad):
+        guard.record("d", flag, {"d_real": torch.tensor([[1.0], [3.0]]), "d_penalty": 0.0})
+    values = guard.read()
+    assert values["d_real"].item() == 2.0 and values["d_penalty"].item() == 0.0
+    assert values["skipped_steps"].item() == 4
+    guard.record("d", bad, {"d_real": torch.tensor([[1.0], [3.0]]), "d_penalty": 0.0})
+    with pytest.raises(Diverged, match="3 D steps in a row"):
+        guard.check()
+
+
+def test_guard_record_runs_no_tensor_op_but_detach():
+    """A step's record only lists its values: the sums are computed per window."""
+    from torch.overrides import TorchFunctionMode
+
+    class Ops(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.names.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    guard = StepGuard()
+    loss = torch.tensor(1.0, requires_grad=True) * 2
+    ok = torch.tensor(True)
+    with Ops() as ops:
+        for _ in range(3):
+            guard.record("d", ok, {"d_loss": loss, "d_penalty": 0.0, "d_real": loss.detach()})
+    assert set(ops.names) <= {"detach", "requires_grad", "__get__"}, ops.names
+    assert guard.read()["d_loss"].item() == 2.0
+
+
 def test_guard_refuses_a_bad_limit():
     with pytest.raises(ValueError, match="guard.max_consecutive_skips"):
         StepGuard(0)
@@ -219,6 +259,14 @@ def count_syncs(monkeypatch):
         return values.cpu().as_subclass(_Host)
 
     monkeypatch.setattr(gan.core.guard, "to_host", to_host)
+    tensor = torch.tensor
+
+    def to_device(*args, **kwargs):  # a number copied to the device: Lightning logging a float
+        if where["batch"] is not None and kwargs.get("device") is not None:
+            counts[where["batch"]] += 1
+        return tensor(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "tensor", to_device)
 
     class Mark(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -227,14 +275,19 @@ def count_syncs(monkeypatch):
     return counts, Mark(), where
 
 
-def test_training_steps_do_not_sync_between_boundaries(fast_cfg, count_syncs, monkeypatch):
+DEFAULT_RUN = ["trainer.enable_progress_bar=true",  # every default callback, tricks that log
+               "tricks=[ema,instance_noise,diffaugment,label_smoothing,r1,spectral_norm]"]
+
+
+@pytest.mark.parametrize("extra", [["callbacks=[]"], DEFAULT_RUN], ids=["bare", "default"])
+def test_training_steps_do_not_sync_between_boundaries(fast_cfg, count_syncs, extra):
     counts, mark, _ = count_syncs
     # fused Adam skips on the device; the default for-loop Adam on the CPU reads its step
     # counters with .item() (host tensors on a GPU) and the guard reads its flag (free on CPU).
     cfg = fast_cfg("model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
-                   "callbacks=[]", "data.n=320", "trainer.log_every_n_steps=5",
+                   "data.n=320", "trainer.log_every_n_steps=5",
                    "trainer.enable_progress_bar=true", "++optim.generator.fused=true",
-                   "++optim.discriminator.fused=true")
+                   "++optim.discriminator.fused=true", *extra)
     trainer, module = fit(cfg, callbacks=[mark])
     assert module.d_step == 20
     between = [b for b in range(19) if (b + 1) % 5]  # not a log boundary, not the epoch end
@@ -243,6 +296,8 @@ def test_training_steps_do_not_sync_between_boundaries(fast_cfg, count_syncs, mo
     metrics = trainer.logged_metrics
     assert {"train/d_loss", "train/g_loss", "train/skipped_steps"} <= set(metrics)
     assert float(metrics["train/skipped_steps"]) == 0
+    if extra == DEFAULT_RUN:  # what the callbacks and tricks log is there, too
+        assert {"train/img_per_s", "train/instance_noise_sigma"} <= set(metrics)
 
 
 def test_the_restore_fallback_does_not_sync(count_syncs):
@@ -284,3 +339,28 @@ def test_huge_learning_rate_on_mnist_ends_marked_diverged(tmp_path):
     assert "guard.max_fid" in status["reason"] or "guard.min_classes_covered" in status["reason"]
     report = json.loads((run / "metrics.json").read_text())
     assert report["metrics"]["fid"] > 400 or report["metrics"]["classes_covered"] < 2
+
+
+@needs_mnist
+def test_every_logged_value_is_a_host_tensor(fast_cfg, monkeypatch):
+    """Lightning copies a logged Python number to the module's device (and the progress bar
+    reads it back): the step scalars, throughput, a trick's value and the metrics all log
+    host tensors instead."""
+    logged = {}
+    original = L.LightningModule.log
+
+    def spy(self, name, value, *args, **kwargs):
+        logged[name] = value
+        return original(self, name, value, *args, **kwargs)
+
+    monkeypatch.setattr(L.LightningModule, "log", spy)
+    cfg = fast_cfg("model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
+                   "data=mnist", "data.batch_size=64", "trainer.limit_train_batches=4",
+                   "tricks=[ema,instance_noise]", "trainer.log_every_n_steps=2",
+                   "callbacks.metrics.n=200", "callbacks.metrics.n_final=200", fake_data=False)
+    fit(cfg)
+    assert {"train/d_loss", "train/img_per_s", "train/instance_noise_sigma", "train/d_step",
+            "val/fid"} <= set(logged)
+    bad = {k: type(v).__name__ for k, v in logged.items()
+           if not (torch.is_tensor(v) and v.device.type == "cpu")}
+    assert not bad, bad

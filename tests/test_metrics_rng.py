@@ -45,3 +45,25 @@ def test_compute_metrics_leaves_the_random_state_alone(cuda_seeding):
     compute_metrics(fake, "mnist", n=200)
     assert cuda_seeding == []
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_metric_noise_is_drawn_on_the_cpu_whatever_the_device():
+    """z comes from one CPU stream per seed and is sent to the labels' device, so a GPU run's
+    metrics and gan.evaluate on the CPU score the same z. `meta` stands in for an accelerator:
+    a generator there does not exist, a CPU stream sent there does."""
+    from gan.core.drawing import draw
+
+    seen = []
+
+    def sample(z, y):
+        seen.append(z.device.type)
+        return torch.zeros(len(y), 1, 2, 2)
+
+    draw(sample, 5, 3, torch.zeros(5, dtype=torch.long, device="meta"), seed=7, batch_size=2)
+    assert seen == ["meta"] * 3
+
+    zs = []
+    draw(lambda z, y: zs.append(z) or torch.zeros(len(y), 1, 2, 2), 5, 3,
+         torch.zeros(5, dtype=torch.long), seed=7, batch_size=2)
+    expected = torch.randn(5, 3, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.cat(zs), expected)

@@ -365,3 +365,25 @@ def test_interrupted_survives_pickling():
 
     stop = pickle.loads(pickle.dumps(Interrupted("SIGTERM", Path("run/last.ckpt"))))
     assert (stop.signal_name, stop.ckpt_path, stop.code) == ("SIGTERM", Path("run/last.ckpt"), 143)
+
+
+def test_a_rank_the_checkpoint_did_not_save_gets_its_own_stream():
+    """Resumed on more ranks than saved: rank 0 continues its stream; every new rank draws its
+    own z (not rank 0's again), the same on every resume."""
+    import random
+
+    from gan.core.rng import restore_rank_stream, rng_state
+
+    torch.manual_seed(3)
+    random.seed(3)
+    saved = {0: rng_state()}
+    expected = torch.randn(4)
+    draws = {}
+    for rank in (0, 1, 2, 1):
+        restore_rank_stream(saved, rank)
+        draws.setdefault(rank, []).append((torch.randn(4), random.random()))
+    assert torch.equal(draws[0][0][0], expected)  # the saved rank: its own stream goes on
+    z = {rank: values[0][0] for rank, values in draws.items()}
+    assert not torch.equal(z[1], z[0]) and not torch.equal(z[2], z[1])
+    assert draws[1][0][1] != draws[0][0][1]  # python's stream too
+    assert torch.equal(draws[1][0][0], draws[1][1][0])  # reproducible across resumes

@@ -43,6 +43,20 @@ def test_bf16_mixed_trains_every_loss(fast_cfg, loss):
     assert finite_state(module)
 
 
+@pytest.mark.parametrize("precision", ["bf16-true", "64-true"])
+@pytest.mark.parametrize("option", ["loss=wgan_gp", "tricks=[r1]"])
+def test_true_precisions_train_the_input_gradient_penalties(fast_cfg, precision, option):
+    """Weights in bf16 (or fp64): the penalty's input gradient runs in the weights' dtype."""
+    cfg = fast_cfg(*TINY_MLP, option, f"trainer.precision={precision}",
+                   "trainer.limit_train_batches=5")
+    trainer, module = fit(cfg)
+    dtype = {"bf16-true": torch.bfloat16, "64-true": torch.float64}[precision]
+    assert next(module.discriminator.parameters()).dtype == dtype
+    assert module.d_step == 5 and module.g_step >= 1
+    assert math.isfinite(float(trainer.callback_metrics["train/d_penalty"]))
+    assert float(trainer.callback_metrics["train/d_penalty"]) > 0
+
+
 @pytest.mark.parametrize("penalty", ["gp", "r1"])
 def test_penalties_stay_fp32_under_bf16_autocast(penalty):
     torch.manual_seed(0)
@@ -82,6 +96,53 @@ def test_compile_matches_eager_on_the_first_steps(fast_cfg):
         assert compiled_metrics[key] == pytest.approx(eager_metrics[key], rel=1e-4, abs=1e-5)
     for (name, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name  # 3 steps of G and D alike
+
+
+@pytest.mark.parametrize("setting,loss,modes", [
+    ("true", "bce", ["default", "default"]),
+    ("reduce-overhead", "bce", ["reduce-overhead", "reduce-overhead"]),
+    ("reduce-overhead", "wgan_gp", ["reduce-overhead"]),  # the double-backward critic: eager
+    ("false", "bce", []),
+])
+def test_compile_modes_reach_torch_compile(fast_cfg, monkeypatch, setting, loss, modes):
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kwargs: seen.append(kwargs.get("mode")))
+    build_module(fast_cfg(*TINY_MLP, f"compile={setting}", f"loss={loss}"))
+    assert seen == modes
+
+
+def test_compile_refuses_an_unknown_mode(fast_cfg):
+    with pytest.raises(ValueError, match="compile must be true, false or one of default, "
+                                         "reduce-overhead"):
+        build_module(fast_cfg(*TINY_MLP, "compile=fastest"))
+
+
+def test_trainer_sets_tf32_and_cudnn_benchmark(fast_cfg):
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
+    try:
+        fit(fast_cfg(*TINY_MLP, "trainer.float32_matmul_precision=high",
+                     "trainer.benchmark=true"))
+        assert torch.get_float32_matmul_precision() == "high"
+        assert torch.backends.cudnn.benchmark is True
+        fit(fast_cfg(*TINY_MLP))  # the defaults put full float32 back
+        assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.backends.cudnn.benchmark is False
+        with pytest.raises(Exception, match="trainer.float32_matmul_precision must be one of"):
+            fit(fast_cfg(*TINY_MLP, "trainer.float32_matmul_precision=tf32"))
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+def test_the_gpu_recipe_turns_the_gpu_switches_on(tmp_path):
+    from tests.conftest import compose_train
+
+    cfg = compose_train(["experiment=gpu"], tmp_path)
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == 1
+    assert cfg.trainer.benchmark is True and cfg.trainer.float32_matmul_precision == "high"
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.compile is True
+    assert cfg.data.batch_size == 128 and cfg.model.generator.width == 64
 
 
 def test_compile_keeps_a_double_backward_critic_eager(fast_cfg, caplog):
@@ -158,3 +219,67 @@ def test_bench_prints_every_row_with_ratios_from_measured_times(tmp_path):
         assert cells[6] == f"{c['vs_a']:.2f}x" and cells[7] == f"{c['vs_b']:.2f}x"
     assert re.search(r"median of 2 x 3 steps", proc.stdout)
     assert proc.stdout.count("| device | model |") == 1  # one table, rows as measured
+    # Equal math: from one seed, (b) and (c) end with the same weights (G, D and G's EMA).
+    for model in ("mlp", "dcgan"):
+        assert by[model, "c"]["weight_gap"] == 0.0
+        assert f"cpu {model}: (b) and (c) weights after 3 + warm-up steps from one seed differ " \
+               "by at most 0.0e+00" in proc.stdout
+
+
+def bench_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gan.io.config import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("bench", overrides=["steps=2", "warmup=1", "repeats=1", "devices=[cpu]",
+                                           "~models.mlp", *overrides])
+
+
+@needs_mnist
+def test_bench_catches_a_bare_loop_without_the_recipes_ema(monkeypatch):
+    """The default recipe's EMA left out of (b): the weight check sees it."""
+    from gan.runs import bench
+
+    monkeypatch.setattr(bench, "EMA", type("NotEMA", (), {}))  # the bare loop finds no EMA
+    monkeypatch.setattr(bench, "written_out", lambda tricks: None)
+    (record,) = [r for r in bench.run(bench_config(), say=lambda line: None) if r["loop"] == "c"]
+    assert record["weight_gap"] > 1e-4
+
+
+def test_bench_refuses_a_trick_it_does_not_write_out():
+    from gan.core.trick import Trick
+    from gan.runs.bench import written_out
+    from gan.tricks.ema import EMA
+
+    written_out([EMA(), Trick()])
+
+    class Counting(Trick):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            pass
+
+    with pytest.raises(ValueError, match="does not write out Counting's per-batch hook"):
+        written_out([EMA(), Counting()])
+
+
+@needs_mnist
+def test_bench_profile_lists_lightnings_extra_calls(capsys):
+    from gan.runs.bench import run
+
+    lines = []
+    records = run(bench_config("profile=true", "profile_top=3"), say=lines.append)
+    (c,) = [r for r in records if r["loop"] == "c"]
+    extra = [p for p in c["profile"] if p["extra"]]
+    # Lightning's loop is in (c) only: its functions are among the extra calls, none in (b)'s.
+    assert any("lightning/pytorch/loops" in p["function"] and p["calls_per_step"] > 0
+               for p in extra)
+    # The ops both loops call alike (the math) are not listed as extra.
+    assert not any("run_backward" in p["function"] for p in extra)
+    table = lines[lines.index("| function | us/step | extra calls/step |"):]
+    assert len(table) == 2 + 3 + 2
+    # (b)'s own loop is what (c)'s training_step stands against
+    assert table[-1].startswith("Called more often in (b), counted against: ")
+    assert "gan/runs/bench.py" in table[-1] and "bare_loop" in table[-1]
+    assert "cpu dcgan: host time per step of (c) minus (b)" in "\n".join(lines)

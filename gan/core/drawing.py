@@ -29,10 +29,12 @@ def cycled_labels(n: int, num_classes: int) -> torch.Tensor:
 def draw(sample, n: int, latent_dim: int, labels: torch.Tensor, seed: int = 0,
          batch_size: int = 500) -> torch.Tensor:
     """`sample(z, labels)` for n seeded noise vectors, in batches; (N, C, H, W) in [-1, 1] on
-    the CPU. One noise stream per seed, so a checkpoint and its training run draw alike."""
-    g = torch.Generator(device=labels.device).manual_seed(seed)
+    the CPU. One noise stream per seed, drawn on the CPU whatever the device of `labels` (where
+    z is then sent): a GPU run's metrics and `gan.evaluate` of its checkpoint on the CPU score
+    the same z (a CUDA generator's stream differs from the CPU's)."""
+    g = torch.Generator().manual_seed(seed)
     chunks = []
     for y in labels.split(batch_size):
-        z = torch.randn(len(y), latent_dim, generator=g, device=labels.device)
+        z = torch.randn(len(y), latent_dim, generator=g).to(labels.device)
         chunks.append(sample(z, y).clamp(-1, 1).cpu())
     return torch.cat(chunks)

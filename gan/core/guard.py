@@ -34,6 +34,14 @@ def to_host(values: torch.Tensor) -> torch.Tensor:
     return values.cpu()
 
 
+def host_number(value: float) -> torch.Tensor:
+    """A number to log, as a 0-dim host tensor. Lightning keeps a logged tensor where it is; a
+    Python number it turns into a tensor on the module's device (a host-to-device copy, which
+    waits for the device) that the progress bar then reads back (a second wait). Every value
+    gan logs goes through here or `to_host` (tests count the others as syncs)."""
+    return to_host(torch.tensor(float(value)))
+
+
 def finite(loss: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
     """One 0-dim bool tensor on the device: the loss and the gradient norm are finite. The norm
     covers every gradient: one NaN or inf entry makes it non-finite."""
@@ -89,6 +97,9 @@ def _step_then_restore(optimizer, inner, ok: torch.Tensor) -> None:
                 value.copy_(torch.where(ok, value, old if old is not None else 0))
 
 
+FOLD_EVERY = 256  # steps a group's window holds as a list before it is summed (memory bound)
+
+
 class StepGuard:
     """Per-step scalars and skip counters, on the device until a boundary reads them.
 
@@ -96,6 +107,11 @@ class StepGuard:
     returns the window's means over the finite steps (NaN if every step was skipped), the
     skipped steps so far and resets the window; `check()` raises `Diverged` after
     `max_consecutive_skips` skips of one optimizer in a row. Each is one host transfer.
+
+    A step costs no device op here: `record` keeps the step's flag and (detached) values in a
+    list, and the sums, counts and runs of skips are computed for the whole window at once
+    when it is read (or every FOLD_EVERY steps). A value may be a batch (its mean is logged,
+    e.g. D's outputs) or a Python number (e.g. a loss without a penalty returns 0.0).
     """
 
     def __init__(self, max_consecutive_skips: int = 20):
@@ -104,6 +120,8 @@ class StepGuard:
                 f"guard.max_consecutive_skips must be an integer >= 1, got {max_consecutive_skips}")
         self.max_consecutive_skips = max_consecutive_skips
         self.skipped_steps = 0  # read so far (host)
+        self._steps: dict[str, list] = {}  # (ok, values) per step not yet folded, per group
+        self._names: dict[str, tuple[str, ...]] = {}
         self._reset_window()
         self._run: dict[str, torch.Tensor] = {}  # consecutive skips now, per group
         self._worst: dict[str, torch.Tensor] = {}  # longest run since the last check
@@ -115,24 +133,44 @@ class StepGuard:
         self._skipped: dict[str, torch.Tensor] = {}  # skipped steps in the window, per group
 
     def record(self, group: str, ok: torch.Tensor, values: Mapping[str, torch.Tensor]) -> None:
-        bad = (~ok).to(torch.int64)
-        for name, value in values.items():
-            if torch.is_tensor(value):
-                value = value.detach().float()
-            else:  # e.g. a loss without a penalty returns 0.0: fill on the device, no copy
-                value = torch.full((), float(value), device=ok.device)
-            value = torch.where(ok, value, 0.0)  # a skipped step's NaN stays out of the mean
-            self._sums[name] = self._sums[name] + value if name in self._sums else value
+        names = tuple(values)
+        if self._names.get(group, names) != names:
+            self._fold(group)
+        self._names[group] = names
+        steps = self._steps.setdefault(group, [])
+        steps.append((ok, [v.detach() if torch.is_tensor(v) and v.requires_grad else v
+                           for v in values.values()]))
+        if len(steps) >= FOLD_EVERY:
+            self._fold(group)
+
+    def _fold(self, group: str) -> None:
+        """The group's listed steps into the window's sums and counts: a few ops in all."""
+        steps = self._steps.pop(group, None)
+        if not steps:
+            return
+        ok = torch.stack([flag for flag, _ in steps])
+        for i, name in enumerate(self._names[group]):
+            per_step = _per_step([values[i] for _, values in steps], ok.device)
+            total = torch.where(ok, per_step, 0.0).sum()  # skipped steps' NaN stay out
+            self._sums[name] = self._sums[name] + total if name in self._sums else total
             self._groups[name] = group
-        self._good[group] = self._good.get(group, 0) + ok.to(torch.int64)
-        self._skipped[group] = self._skipped.get(group, 0) + bad
-        run = (self._run.get(group, 0) + 1) * bad  # back to 0 on a finite step
-        self._run[group] = run
-        self._worst[group] = torch.maximum(self._worst[group], run) if group in self._worst else run
+        bad = ~ok
+        runs = _skip_runs(bad, self._run.get(group))
+        self._run[group] = runs[-1]
+        worst = runs.max()
+        self._worst[group] = torch.maximum(self._worst[group], worst) \
+            if group in self._worst else worst
+        for counts, flags in ((self._good, ok), (self._skipped, bad)):
+            counts[group] = counts.get(group, 0) + flags.sum()
+
+    def _fold_all(self) -> None:
+        for group in list(self._steps):
+            self._fold(group)
 
     def read(self) -> dict[str, torch.Tensor]:
         """Window means, `skipped_steps` (total) and the divergence check, in one transfer.
         The values are 0-dim host tensors: turning them into numbers costs no sync."""
+        self._fold_all()
         names, groups = list(self._sums), sorted(self._good)
         if not groups:
             return {}
@@ -155,11 +193,13 @@ class StepGuard:
 
     def total_skipped(self) -> int:
         """Skipped steps so far, the unread window included (one host read: for checkpoints)."""
+        self._fold_all()
         window = sum(int(v) for v in self._skipped.values())
         return self.skipped_steps + window
 
     def check(self) -> None:
         """The divergence check alone (the window's sums stay for the next `read`)."""
+        self._fold_all()
         groups = sorted(self._worst)
         if groups:
             worst = to_host(torch.stack([self._worst[g] for g in groups])).tolist()
@@ -174,6 +214,29 @@ class StepGuard:
                     f"training diverged: {int(run)} {net} steps in a row had a non-finite loss "
                     f"or gradient (guard.max_consecutive_skips={self.max_consecutive_skips}); "
                     f"{ADVICE}")
+
+
+def _per_step(values: list, device: torch.device) -> torch.Tensor:
+    """One float64 value per step: a tensor's mean (a 0-dim tensor is itself), or the number."""
+    if all(not torch.is_tensor(v) for v in values) and len(set(values)) == 1:
+        return torch.full((len(values),), float(values[0]), dtype=torch.float64, device=device)
+    if all(torch.is_tensor(v) for v in values) and len({v.shape for v in values}) == 1:
+        stacked = torch.stack(values).double()
+        return stacked.flatten(1).mean(1) if stacked.dim() > 1 else stacked
+    return torch.stack([v.double().mean() if torch.is_tensor(v) else
+                        torch.full((), float(v), dtype=torch.float64, device=device)
+                        for v in values])
+
+
+def _skip_runs(bad: torch.Tensor, carried: torch.Tensor | None) -> torch.Tensor:
+    """Per step, the consecutive skips ending there (0 after a finite step), continuing the
+    run `carried` in from earlier steps: on the device, for a whole window at once."""
+    index = torch.arange(len(bad), device=bad.device)
+    last_good = torch.cummax(torch.where(bad, -1, index), 0).values  # -1: none yet
+    runs = index - last_good
+    if carried is not None:
+        runs = runs + torch.where(last_good < 0, carried, 0)
+    return runs
 
 
 def garbage_reason(metrics: Mapping[str, float], max_fid: float | None = None,

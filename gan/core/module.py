@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from gan.core.drawing import cycled_labels
-from gan.core.guard import StepGuard, finite, guarded_step
+from gan.core.guard import StepGuard, finite, guarded_step, host_number
 from gan.core.losses import GANLoss
-from gan.core.rng import all_rng_states, set_rng_state
+from gan.core.rng import all_rng_states, restore_rank_stream
+from gan.core.stepping import direct_steps, frozen, step_directly
 from gan.core.trick import Trick
 from gan.io.checkpoint import check_fits
 
@@ -46,8 +47,9 @@ class GAN(L.LightningModule):
         self.automatic_optimization = False
         # The nets, loss and tricks are objects: the resolved config (hparams) describes them and
         # `gan.generate` rebuilds the generator from it.
-        # logger=False: gan.sweeps.hparams.HParams logs the swept keys with the final metrics instead
-        # (a second, metric-less hparams record at the start would shadow it in TensorBoard).
+        # logger=False: gan.sweeps.hparams.HParams logs the swept keys with the final metrics
+        # instead (a second, metric-less hparams record at the start would shadow it in
+        # TensorBoard).
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer_g",
                                           "optimizer_d", "tricks"], logger=False)
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
@@ -61,6 +63,7 @@ class GAN(L.LightningModule):
         # Non-finite steps are skipped and counted; too many in a row stop the run.
         self.guard = StepGuard(max_consecutive_skips)
         self.started = False
+        self._direct = False  # Lightning's backward and step wrappers until on_train_start
         # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
@@ -88,42 +91,58 @@ class GAN(L.LightningModule):
             g_labels = trick.generator_labels(g_labels)
         fake = self.generator(self.noise(real.size(0)), g_labels)
 
-        with self.toggled_optimizer(opt_d):
-            d_real, d_fake = critic(real), critic(fake.detach())
-            target = 1.0
-            for trick in self.tricks:
-                target = trick.real_target(target, self.d_step)
-            d_loss = self.loss.d_loss(d_real, d_fake, target)
-            penalty = self.loss.penalty(critic, real, fake.detach())
-            for trick in self.tricks:
-                penalty = penalty + trick.d_penalty(critic, real, fake.detach(), self.d_step)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss + penalty)
-            d_grad = grad_norm(self.discriminator)
-            ok = finite(d_loss + penalty, d_grad)  # on the device: read at the boundaries only
-            guarded_step(opt_d, ok)
+        # D's step needs no freezing: its losses see G only through fake.detach().
+        d_real, d_fake = critic(real), critic(fake.detach())
+        target = 1.0
+        for trick in self.tricks:
+            target = trick.real_target(target, self.d_step)
+        d_loss = self.loss.d_loss(d_real, d_fake, target)
+        penalty = self.loss.penalty(critic, real, fake.detach())
+        for trick in self.tricks:
+            penalty = penalty + trick.d_penalty(critic, real, fake.detach(), self.d_step)
+        opt_d.zero_grad(set_to_none=True)
+        self._backward(d_loss + penalty)
+        d_grad = grad_norm(self.discriminator)
+        ok = finite(d_loss + penalty, d_grad)  # on the device: read at the boundaries only
+        self._step(opt_d, ok)
         self.loss.after_d_step(self.discriminator)
         self.d_step += 1
-        self.guard.record("d", ok, {"d_loss": d_loss, "d_penalty": penalty,
-                                    "d_real": d_real.mean(), "d_fake": d_fake.mean(),
+        self.guard.record("d", ok, {"d_loss": d_loss, "d_penalty": penalty,  # D's outputs:
+                                    "d_real": d_real, "d_fake": d_fake,  # means at boundaries
                                     "d_grad_norm": d_grad})
 
         if self.d_step % self.loss.n_critic == 0:
-            with self.toggled_optimizer(opt_g):
+            # D's weights take no gradient from G's loss (the only freezing the math needs)
+            with frozen([p for group in opt_d.param_groups for p in group["params"]]):
                 g_loss = self.loss.g_loss(critic(fake))
                 g_penalty = 0.0
                 for trick in self.tricks:
                     g_penalty = g_penalty + trick.g_penalty(fake, g_labels, self.g_step)
                 opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss + g_penalty)
-                g_grad = grad_norm(self.generator)
-                ok = finite(g_loss + g_penalty, g_grad)
-                guarded_step(opt_g, ok)
+                self._backward(g_loss + g_penalty)
+            g_grad = grad_norm(self.generator)
+            ok = finite(g_loss + g_penalty, g_grad)
+            self._step(opt_g, ok)
             self.g_step += 1
             self.guard.record("g", ok, {"g_loss": g_loss, "g_penalty": g_penalty,
                                         "g_grad_norm": g_grad})
         if self.trainer._logger_connector.should_update_logs:  # when Lightning logs: same steps
             self._log_window()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """`loss.backward()` where Lightning's wrapper would only dispatch hooks nobody
+        overrides (gan/core/stepping.py), else `manual_backward`."""
+        if self._direct:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
+    def _step(self, optimizer, ok: torch.Tensor) -> None:
+        """The guarded step, on the raw optimizer where Lightning's wrapper adds only hooks."""
+        if self._direct:
+            step_directly(optimizer, partial(guarded_step, ok=ok))
+        else:
+            guarded_step(optimizer, ok)
 
     def _log_window(self) -> None:
         """The step scalars' means since the last boundary, as host tensors: Lightning turns
@@ -133,8 +152,8 @@ class GAN(L.LightningModule):
         if not values:
             return
         host = {f"train/{k}": v for k, v in values.items()}
-        host["train/d_step"] = torch.tensor(float(self.d_step))
-        host["train/g_step"] = torch.tensor(float(self.g_step))
+        host["train/d_step"] = host_number(self.d_step)
+        host["train/g_step"] = host_number(self.g_step)
         for name in ("train/d_loss", "train/g_loss"):
             if name in host:
                 self.log(name, host.pop(name), prog_bar=True)
@@ -161,12 +180,13 @@ class GAN(L.LightningModule):
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] for noise `z`, in eval mode (BatchNorm uses running statistics)."""
+        """Images in [-1, 1] for noise `z`, in eval mode (BatchNorm uses running statistics),
+        as float32 whatever the weights' dtype (bf16 under trainer.precision=bf16-true)."""
         generator = self.sampling_generator()
         was_training = generator.training
         generator.eval()
         try:
-            return generator(z, labels).clamp(-1, 1)
+            return generator(z.to(self.dtype), labels).clamp(-1, 1).float()
         finally:
             generator.train(was_training)
 
@@ -195,10 +215,11 @@ class GAN(L.LightningModule):
 
     def on_train_start(self):
         self.started = True  # errors from here on are training failures, not bad input
+        self._direct = direct_steps(self.trainer, self)
         # Last thing before the first resumed step (after every callback's on_train_start and
         # the DDP seed offset), so the next z, augmentation and noise are the ones the
         # uninterrupted run drew.
         states = getattr(self, "_rng_to_restore", None)
         if states:
-            set_rng_state(states.get(self.global_rank, states[min(states)]))
+            restore_rank_stream(states, self.global_rank)
             self._rng_to_restore = None

@@ -10,9 +10,11 @@ def input_gradient(critic, images: torch.Tensor) -> torch.Tensor:
     """grad_x D(x) at `images` (detached first), shape of `images`, with the graph kept
     (create_graph=True) so a penalty on it is differentiated w.r.t. D's weights.
 
-    In float32 with autocast off: under 16-mixed Lightning does not scale this autograd.grad,
-    and fp16 input gradients underflow."""
-    x = images.detach().float().requires_grad_(True)
+    In the weights' dtype with autocast off: float32 under 32-true and the mixed precisions
+    (under 16-mixed Lightning does not scale this autograd.grad, and fp16 input gradients
+    underflow); bf16 / fp16 / fp64 under bf16-true / 16-true / 64-true, where the critic's
+    weights are in that dtype and Lightning makes it torch's default dtype for the step."""
+    x = images.detach().to(torch.get_default_dtype()).requires_grad_(True)
     # The input gradient too: under an enabled autocast its matmuls would run in bf16/fp16.
     with torch.autocast(device_type=x.device.type, enabled=False):
         out = critic(x).float()

@@ -40,6 +40,23 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def restore_rank_stream(states: dict[int, dict], rank: int) -> None:
+    """Put back `rank`'s streams from a checkpoint's {rank: rng_state()}. A rank the checkpoint
+    has no entry for (resumed on more ranks than it was saved from) starts from the lowest
+    saved rank's state, then reseeds every stream from a number drawn from it plus its rank:
+    its own stream, the same on every resume, never a copy of another rank's z."""
+    if rank in states:
+        set_rng_state(states[rank])
+        return
+    set_rng_state(states[min(states)])
+    seed = int(torch.randint(0, 2**62, (1,))) + rank
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # every CUDA device's stream too
+    log.info("resume: no random state saved for rank %d (the checkpoint has ranks %s); "
+             "its streams are reseeded from rank %d's", rank, sorted(states), min(states))
+
+
 def all_rng_states(trainer: L.Trainer) -> dict[int, dict]:
     """{global rank: rng_state()} of every process (each draws its own z under DDP)."""
     mine = rng_state()

@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from gan.core.drawing import cycled_labels, draw, is_conditional
-from gan.core.guard import ADVICE, garbage_reason
+from gan.core.guard import ADVICE, garbage_reason, host_number
 from gan.core.progress import paused
 from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
 
@@ -69,7 +69,9 @@ class Metrics(L.Callback):
     def _evaluate_now(self, trainer, pl_module) -> None:
         values = self._score(pl_module, self.n)
         # Same value on every rank (same seed, same weights), so no reduction is needed.
-        pl_module.log_dict({f"val/{k}": float(v) for k, v in values.items()}, sync_dist=False)
+        # Host tensors: a Python number would be copied to the device (gan.core.guard).
+        pl_module.log_dict({f"val/{k}": host_number(v) for k, v in values.items()},
+                           sync_dist=False)
         self._curve_row(trainer, pl_module, values, self.n)
 
     @rank_zero_only

@@ -1,4 +1,6 @@
-"""`compile=true`: torch.compile G and D in place, where it is safe.
+"""`compile=true` (or a torch.compile mode: `reduce-overhead`, CUDA graphs, for static shapes
+as ours are; `max-autotune`; `max-autotune-no-cudagraphs`): G and D compiled in place, where it
+is safe.
 
 In place (`nn.Module.compile()`), so parameter names keep no `_orig_mod.` prefix and checkpoints
 load into eager nets and back. A penalty on D's input gradient (WGAN-GP, WGAN-LP, R1, R2)
@@ -22,15 +24,29 @@ def double_backward_users(module: nn.Module) -> list[str]:
     return [type(p).__name__ for p in parts if getattr(p, "double_backward", False)]
 
 
-def compile_nets(module: nn.Module) -> None:
-    """torch.compile's default mode. CUDA graphs (mode="reduce-overhead") are not offered: they
-    could not be validated without a GPU."""
-    module.generator.compile()
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(setting) -> str | None:
+    """The torch.compile mode of a `compile=` setting: None for false, "default" for true."""
+    if setting is False or setting is None:
+        return None
+    mode = "default" if setting is True else str(setting)
+    if mode not in MODES:
+        raise ValueError(f"compile must be true, false or one of {', '.join(MODES)}, "
+                         f"got {setting!r}")
+    return mode
+
+
+def compile_nets(module: nn.Module, mode: str = "default") -> None:
+    """torch.compile in `mode`, G always; D too unless the loss or a trick differentiates its
+    input gradient (then it stays eager: CUDA graphs or not, aot_autograd refuses it)."""
+    module.generator.compile(mode=mode)
     users = double_backward_users(module)
     if users:
-        log.info("compile=true: D stays eager because %s differentiate(s) D's input gradient "
+        log.info("compile=%s: D stays eager because %s differentiate(s) D's input gradient "
                  "(double backward), which torch.compile does not support; G is compiled",
-                 ", ".join(users))
+                 mode, ", ".join(users))
         return
-    module.discriminator.compile()
-    log.info("compile=true: G and D compiled")
+    module.discriminator.compile(mode=mode)
+    log.info("compile=%s: G and D compiled", mode)

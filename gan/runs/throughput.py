@@ -7,6 +7,8 @@ import time
 
 import lightning as L
 
+from gan.core.guard import host_number
+
 log = logging.getLogger(__name__)
 
 
@@ -35,5 +37,6 @@ class Throughput(L.Callback):
             return
         now = time.perf_counter()
         self.rate = self._images * trainer.world_size / max(now - self._start, 1e-9)
-        pl_module.log("train/img_per_s", self.rate, prog_bar=True)
+        # a host tensor: a Python number would go to the device and back (gan.core.guard)
+        pl_module.log("train/img_per_s", host_number(self.rate), prog_bar=True)
         self._start, self._images = now, 0

@@ -22,11 +22,12 @@ from gan.io.config import build
 from gan.io.errors import usage_error
 from gan.metrics.callback import final_metrics
 from gan.runs.checks import check_config
-from gan.runs.compile import compile_nets
+from gan.runs.compile import compile_mode, compile_nets
 from gan.runs.init_from import InitFrom
 from gan.runs.resources import job_resources
 from gan.runs.resume import Resumable, finish_without_training
 from gan.runs.resume_config import ApplyOptimizerSettings, check_resume
+from gan.runs.thin import idle_hooks_off, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         config=stored_config(cfg, datamodule),
         **shapes,
     )
-    if cfg.get("compile"):
-        compile_nets(module)
+    mode = compile_mode(cfg.get("compile"))
+    if mode is not None:
+        compile_nets(module, mode)
     return module, tricks
 
 
@@ -94,13 +96,18 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (),
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], **device_kwargs) -> L.Trainer:
     """The Trainer of a run: the configured callbacks and budget, then `callbacks` (the module's
     tricks, Resumable, extras), the configured logger, and atomic checkpoint writes. The only
-    place in gan/ that builds a Trainer."""
+    place in gan/ that builds a Trainer. Thin per batch (gan/runs/thin.py): the progress bar
+    updates at log boundaries, and hooks a callback does not override are not dispatched."""
     configured = [build(node) for node in (cfg.get("callbacks") or {}).values()
                   if node is not None]
     if cfg.get("budget") is not None:  # stops the run; records what it spent in status.json
         configured.append(build(cfg.budget))
-    return build(cfg.trainer, callbacks=configured + callbacks, logger=build(cfg.logger),
-                 plugins=[AtomicCheckpointIO()], **device_kwargs)
+    if cfg.trainer.get("enable_progress_bar", True):  # Lightning's bar, updated on boundaries
+        configured.append(progress_bar())
+    trainer = build(cfg.trainer, callbacks=configured + callbacks, logger=build(cfg.logger),
+                    plugins=[AtomicCheckpointIO()], **device_kwargs)
+    idle_hooks_off(trainer.callbacks)  # per-batch hooks nobody overrides: not dispatched
+    return trainer
 
 
 def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Trainer, GAN]:

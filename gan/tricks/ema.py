@@ -30,6 +30,7 @@ class EMA(Trick):
         self.decay, self.start_step, self.warmup = decay, start_step, warmup
         self.ema: torch.nn.Module | None = None
         self._seen_g_step = 0
+        self._paired: tuple = (None, None)
 
     def setup(self, trainer, pl_module, stage):
         if getattr(pl_module, "generator_ema", None) is None:
@@ -45,12 +46,25 @@ class EMA(Trick):
 
     @torch.no_grad()
     def update(self, generator: torch.nn.Module, decay: float) -> None:
-        ema_params = dict(self.ema.named_parameters())
-        for name, p in generator.named_parameters():
-            ema_params[name].lerp_(p.detach(), 1.0 - decay)  # decay * ema + (1 - decay) * p
+        """decay * ema + (1 - decay) * G for every weight in one foreach call (one kernel per
+        dtype and device, not one per parameter), then G's buffers copied in one more."""
+        ema_params, params = self._weights(generator)
+        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        # Buffers are looked up each time: Module.to() replaces buffer tensors (not parameters)
         ema_buffers = dict(self.ema.named_buffers())
-        for name, b in generator.named_buffers():
-            ema_buffers[name].copy_(b)
+        buffers = dict(generator.named_buffers())
+        if buffers:
+            torch._foreach_copy_([ema_buffers[n] for n in buffers], list(buffers.values()))
+
+    def _weights(self, generator: torch.nn.Module) -> tuple[list, list]:
+        """(EMA weights, G's weights) matched by name, once per (G, EMA) pair: the parameters
+        stay the same objects when the optimizer updates them or Module.to() moves them."""
+        if self._paired[0] is not generator or self._paired[1] is not self.ema:
+            ema_params = dict(self.ema.named_parameters())
+            params = dict(generator.named_parameters())
+            self._paired = (generator, self.ema, [ema_params[n] for n in params],
+                            list(params.values()))
+        return self._paired[2:]
 
     def on_train_start(self, trainer, pl_module):
         self._seen_g_step = pl_module.g_step  # restored by now when resuming

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from gan.core.guard import host_number
 from gan.core.trick import Trick
 
 
@@ -28,4 +29,8 @@ class InstanceNoise(Trick):
         return images + sigma * torch.randn_like(images) if sigma > 0 else images
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        pl_module.log("train/instance_noise_sigma", self.sigma_at(pl_module.d_step))
+        # When Lightning writes logs (as the step scalars), as a host tensor: a Python number
+        # per step would be a host-to-device copy per step (gan.core.guard.host_number).
+        if trainer._logger_connector.should_update_logs:
+            sigma = host_number(self.sigma_at(pl_module.d_step))
+            pl_module.log("train/instance_noise_sigma", sigma)

@@ -1,0 +1,60 @@
+"""How the training step runs backward and optimizer steps: straight to PyTorch where Lightning's
+wrappers would only dispatch hooks nobody overrides, through Lightning everywhere else.
+
+Under manual optimization `manual_backward` and `LightningOptimizer.step` add, on one device
+with a precision that keeps no grad scaler, nothing but the dispatch of `on_before_backward`,
+`on_after_backward` and `on_before_optimizer_step` to every callback and the module (a string
+built and a profiler context entered per callback and hook: about a third of Lightning's host
+time per step in `python -m gan.bench profile=true`). Where they can matter Lightning's path is
+kept: DDP (the reducer is prepared in its backward), 16-mixed (the scaler scales the loss and
+unscales before the step), other precision plugins and strategies, and any callback or module
+that overrides one of those hooks or `LightningModule.backward`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.precision import HalfPrecision, MixedPrecision, Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities.model_helpers import is_overridden
+
+HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+def direct_steps(trainer: L.Trainer, module: L.LightningModule) -> bool:
+    """Whether Lightning's backward and optimizer-step wrappers would only dispatch hooks."""
+    plugin = trainer.precision_plugin
+    plain = type(plugin) in (Precision, HalfPrecision) or (
+        type(plugin) is MixedPrecision and plugin.scaler is None)
+    listened = any(is_overridden(hook, callback, L.Callback)
+                   for callback in trainer.callbacks for hook in HOOKS)
+    listened |= any(is_overridden(hook, module, L.LightningModule) for hook in (*HOOKS, "backward"))
+    return type(trainer.strategy) is SingleDeviceStrategy and plain and not listened
+
+
+def step_directly(optimizer, step) -> None:
+    """`step(raw optimizer)` between the LightningOptimizer's own progress callbacks (what its
+    `step` calls around the strategy), so `trainer.global_step`, `max_steps` and checkpoint
+    step counts still count every optimizer step."""
+    optimizer._on_before_step()
+    try:
+        step(optimizer.optimizer)
+    finally:
+        optimizer._on_after_step()
+
+
+@contextmanager
+def frozen(weights: list[torch.Tensor]):
+    """These weights take no gradient inside the block (D's in G's backward); each gets its
+    own requires_grad back after (a trick may have frozen some for good)."""
+    states = [w.requires_grad for w in weights]
+    for w in weights:
+        w.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for w, state in zip(weights, states):
+            w.requires_grad_(state)
