@@ -23,6 +23,7 @@ from gan.io.config import CONF_DIR
 from gan.io.errors import UsageError
 from gan.runs.resume import resume_command
 from gan.runs.wiring import Interrupted, finished, fit, objective
+from gan.sweeps.pruning import Pruned
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ def main(cfg: DictConfig) -> float | None:
             return math.nan
         print(f"gan.train: {err}", file=sys.stderr)  # one line, no traceback
         sys.exit(1 if isinstance(err, Diverged) else 2)
+    except Pruned as stop:  # the search's pruner stopped a hopeless trial: not a failure
+        update_status(out, status="pruned", reason=str(stop))
+        log.info("job %s: %s", HydraConfig.get().job.num, stop)
+        return math.nan
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
         if read_status(out).get("status") != "diverged":  # the guard's finding stays

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gan.io.files import write_json
 
-STATUSES = ("running", "done", "diverged", "interrupted", "failed")
+STATUSES = ("running", "done", "diverged", "interrupted", "failed", "pruned")  # pruned: by a search
 
 
 def read_status(run_dir: str | os.PathLike) -> dict:

@@ -1,7 +1,7 @@
 """Sweeps: `index.tsv` (one row per job), readable job folder names, and a non-zero exit when a
 job failed.
 
-`index.tsv` columns: job, status (ok | diverged | interrupted | failed, from the run's
+`index.tsv` columns: job, status (ok | diverged | interrupted | failed | pruned, from the run's
 status.json), metric (what the job returned), peak_rss_mb (the job's peak resident memory:
 in-process launchers run every job in one process, so growth shows here), dir, overrides.
 """
@@ -64,7 +64,7 @@ def job_status(run_dir: Path, completed: bool) -> str:
     status = read_status(run_dir).get("status")
     if not completed or (run_dir / "FAILED.txt").exists() or status == "failed":
         return "failed"
-    return status if status in ("diverged", "interrupted") else "ok"
+    return status if status in ("diverged", "interrupted", "pruned") else "ok"
 
 
 def read_index(sweep_dir: str | Path) -> list[dict]:
@@ -84,7 +84,7 @@ class SweepIndex(Callback):
     failed jobs are printed and the command exits 1 (after every job ran)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        # Before the sweeper starts: an Optuna study's sqlite file lives in the sweep dir.
+        # Before the sweeper starts: an Optuna study's journal file lives in the sweep dir.
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEPT_KEYS).write_text("\n".join(find_swept_keys(config)) + "\n")

@@ -107,7 +107,7 @@ def run_status(run_dir: Path, record: dict, has_metrics: bool) -> str:
     status = record.get("status")
     if (run_dir / "FAILED.txt").exists() or status == "failed":
         return "failed"
-    if status in ("diverged", "interrupted", "running"):
+    if status in ("diverged", "interrupted", "running", "pruned"):
         return status
     if status == "done" or has_metrics or (run_dir / "samples" / "final.png").is_file():
         return "ok"
@@ -182,6 +182,9 @@ class Group:
     def counts(self) -> dict:
         out = dict.fromkeys(STATUS_COLUMNS, 0)
         for run in self.runs:
+            if run.status == "pruned":  # a search's pruner stopped it: not a failure
+                out["pruned"] = out.get("pruned", 0) + 1
+                continue
             out[run.status if run.status in ("ok", "diverged") else "failed"] += 1
         return out
 
