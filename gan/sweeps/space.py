@@ -36,7 +36,8 @@ def distribution(override: Override) -> BaseDistribution:
         if any(isinstance(v, float) for v in (start, stop, step)):
             last = start + step * ((stop - start - 1e-12) // step)
             return FloatDistribution(start, last, step=step)
-        return IntDistribution(int(start), int(stop) - 1, step=int(step))
+        start, stop, step = int(start), int(stop), int(step)
+        return IntDistribution(start, start + step * ((stop - 1 - start) // step), step=step)
     if override.is_interval_sweep():
         return FloatDistribution(float(value.start), float(value.end), log="log" in value.tags)
     raise ValueError(f"hydra.sweeper.params.{override.get_key_element()}: {override.input_line} "

@@ -1,12 +1,14 @@
 """The sweeper's config groups: `hydra/sweeper: gan_optuna`, with `hydra/sweeper/sampler`
-(tpe, random) and `hydra/sweeper/pruner` (none, median, halving, threshold)."""
+(tpe, random) and `hydra/sweeper/pruner` (none, median, halving, threshold).
 
-from __future__ import annotations
+No `from __future__ import annotations`: Hydra imports plugin modules outside sys.modules,
+where dataclasses cannot resolve string annotations."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 @dataclass
@@ -61,8 +63,8 @@ class GanOptunaSweeperConf:
     _target_: str = "hydra_plugins.gan_optuna_sweeper.sweeper.GanOptunaSweeper"
     _recursive_: bool = False      # the sampler and pruner stay configs (seeded per trial)
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
-    sampler: Any = None
-    pruner: Any = None
+    sampler: Any = MISSING         # from hydra/sweeper/sampler (None here would override it)
+    pruner: Any = MISSING          # from hydra/sweeper/pruner
     direction: str = "minimize"
     # null: <sweep dir>/optuna.journal. A path: a journal file there (on a disk every worker
     # sees). A URL (sqlite:///..., postgresql://...): that database.
