@@ -99,9 +99,9 @@ def test_trick_knobs_only_when_the_trick_is_on(tricks, extra):
 
 def test_a_trial_is_one_job_per_seed_and_its_outcome_their_statistic():
     jobs = job_overrides({"optim.lr_g": 1e-3}, {"trial": 7}, seeds=3, first_seed=5)
-    assert [j[-2:] for j in jobs] == [["seed=5", "++hparams_search.seed_index=0"],
-                                      ["seed=6", "++hparams_search.seed_index=1"],
-                                      ["seed=7", "++hparams_search.seed_index=2"]]
+    assert [j[-2:] for j in jobs] == [["seed=5", "++hparams_search.first_seed=5"],
+                                      ["seed=6", "++hparams_search.first_seed=5"],
+                                      ["seed=7", "++hparams_search.first_seed=5"]]
     assert all(j[:2] == ["optim.lr_g=0.001", "++hparams_search.trial=7"] for j in jobs)
     ok = [("ok", 10.0), ("ok", 20.0), ("ok", 60.0)]
     assert trial_outcome(ok, "mean")[:2] == (TrialState.COMPLETE, 30.0)
@@ -125,7 +125,8 @@ def test_each_evaluation_is_reported_and_a_hopeless_trial_pruned(tmp_path):
     pruner = optuna.pruners.ThresholdPruner(upper=100.0)
     study = optuna.create_study(study_name="s", storage=open_storage(url), pruner=pruner)
     number = study.ask().number
-    callback = ReportToTrial(url, "s", number, "val/fid", pruner=pruner, seeds=2, seed_index=1)
+    callback = ReportToTrial(url, "s", number, "val/fid", pruner=pruner, seeds=2, seed=4,
+                             first_seed=3)
 
     class Trainer:
         default_root_dir = str(tmp_path)
@@ -249,6 +250,8 @@ def test_failing_trials_are_told_fail_and_the_search_goes_on(tmp_path):
     assert all(t.user_attrs["outcome"] == "failed (2 of 2 seeds)" for t in trials)
     assert len(run_dirs(sweep)) == 4                 # 2 trials x 2 seeds, each ran
     assert {read_status(d)["status"] for d in run_dirs(sweep)} == {"failed"}
+    # gan.report: one group per trial, holding its seeds (configs differ in `seed` alone)
+    assert [len(g.runs) for g in make_report([sweep]).groups] == [2, 2]
     assert "FAIL: 2" in (sweep / "optimization_results.yaml").read_text()
 
 

@@ -37,8 +37,11 @@ class ReportToTrial(L.Callback):
     `Pruned` when the pruner says so. Inert when `trial` is None (not a search's job)."""
 
     def __init__(self, storage: str | None, study_name: str | None, trial: int | None,
-                 monitor: str | None, pruner=None, seeds: int = 1, seed_index: int = 0):
-        self.monitor, self.seeds, self.seed_index = monitor, max(1, seeds), seed_index
+                 monitor: str | None, pruner=None, seeds: int = 1, seed: int = 0,
+                 first_seed: int = 0):
+        # which of the trial's seeds this run is (seed - first_seed): given as the two seeds,
+        # so a run's config differs from its sibling seeds' in `seed` alone (gan.report)
+        self.monitor, self.seeds, self.seed_index = monitor, max(1, seeds), seed - first_seed
         self.active = trial is not None and monitor is not None
         self.trial = None
         self.reported: list[tuple[int, float]] = []  # (step, value), what this run told

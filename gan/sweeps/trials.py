@@ -32,7 +32,7 @@ def job_overrides(params: dict[str, Any], ids: dict[str, Any], seeds: int,
     tags = [f"++hparams_search.{k}={v}" for k, v in ids.items()]
     if seeds == 1:
         return [knobs + tags]
-    return [knobs + tags + [f"seed={first_seed + i}", f"++hparams_search.seed_index={i}"]
+    return [knobs + tags + [f"seed={first_seed + i}", f"++hparams_search.first_seed={first_seed}"]
             for i in range(seeds)]
 
 
