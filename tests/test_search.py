@@ -56,6 +56,31 @@ def test_space_holds_the_knobs_that_matter(search):
     assert search.hydra.sweeper._target_.endswith("GanOptunaSweeper")
 
 
+def test_a_default_recipe_trial_composes_into_a_run(search, tmp_path):
+    """The sweeper's first steps on the real search config: ask trials (flat space, then the
+    trick knobs), turn each into job overrides that compose into a train config."""
+    from hydra.utils import get_method
+
+    from gan.sweeps.optuna_sweep import Search
+
+    sweeper = search.hydra.sweeper
+    run = Search(storage=storage_url(None, tmp_path), study_name="d", direction="minimize",
+                 n_trials=4, n_jobs=1, sampler=sweeper.sampler, pruner=sweeper.pruner,
+                 params=sweeper.params, seeds=2, first_seed=0,
+                 conditional=get_method(sweeper.custom_search_space))
+    study = run.create_study()
+    space, fixed = parse_space(run.params, ["data=fake"])
+    for _ in range(4):
+        trial, jobs = run.ask(study, space, fixed, search)
+        assert len(jobs) == 2 and "data=fake" in jobs[0]
+        cfg = compose_train("hparams_search=default_recipe", *jobs[1])
+        assert cfg.seed == 1 and cfg.hparams_search.trial == trial.number
+        assert cfg.optim.lr_g == pytest.approx(trial.params["optim.lr_g"])
+        if "r1" in chosen_tricks(trial.params["tricks"]):
+            assert cfg.tricks.r1.gamma == pytest.approx(trial.params["tricks.r1.gamma"])
+    GlobalHydra.instance().clear()
+
+
 def test_space_syntax_and_command_line_overrides():
     params = {"a": "choice(1, 2.5, bce)", "b": "range(2, 8, 2)", "c": "interval(0, 1)",
               "d": "tag(log, interval(1e-4, 1e-2))", "e": "range(0.0, 1.0, 0.25)"}
