@@ -136,6 +136,30 @@ def test_a_trial_is_one_job_per_seed_and_its_outcome_their_statistic():
     assert trial_outcome([("pruned", None), *ok[:2]], "mean")[0] == TrialState.PRUNED
 
 
+def test_a_trial_that_cannot_start_fails_alone(tmp_path):
+    """A knob value naming a config that does not exist makes the launcher raise for the whole
+    round: the trial that holds it is told FAIL, the others of its round run."""
+    from omegaconf import OmegaConf
+
+    from gan.sweeps.optuna_sweep import Search
+
+    class Launcher:
+        def launch(self, jobs, initial_job_idx):
+            if any("loss=nope" in job for job in jobs):
+                raise ValueError("In 'train': Could not find 'loss/nope'")
+            return [type("Return", (), {"return_value": 1.0})() for _ in jobs]
+
+    sampler = OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0})
+    run = Search(storage=storage_url(None, tmp_path), study_name="s", direction="minimize",
+                 n_trials=6, n_jobs=2, sampler=sampler, pruner=None,
+                 params={"loss": "choice(bce, nope)"})
+    study = run.run(Launcher(), [], OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    states = {t.number: (t.params["loss"], t.state) for t in study.trials}
+    assert len(states) == 6 and {loss for loss, _ in states.values()} == {"bce", "nope"}
+    assert all((state == TrialState.FAIL) == (loss == "nope") for loss, state in states.values())
+    assert "FAIL" in (tmp_path / "optimization_results.yaml").read_text()
+
+
 def curve_row(path, value):
     new = not path.is_file()
     with path.open("a") as f:

@@ -84,8 +84,7 @@ class Search:
         done, job_idx = 0, 0
         while (batch := self._room(study, done)) > 0:
             asked = [self.ask(study, space, fixed, config) for _ in range(batch)]
-            jobs = [job for _, trial_jobs in asked for job in trial_jobs]
-            returns = launcher.launch(jobs, initial_job_idx=job_idx)
+            returns = self.launch(launcher, asked, job_idx)
             job_idx += len(returns)
             for i, (trial, _) in enumerate(asked):
                 seeds = returns[i * self.seeds:(i + 1) * self.seeds]
@@ -93,6 +92,25 @@ class Search:
             done += batch
         self.summarise(study, Path(config.hydra.sweep.dir))
         return study
+
+    def launch(self, launcher, asked: list, job_idx: int) -> list:
+        """The job returns of a round. A job the launcher cannot even compose (a knob's value
+        names a config that does not exist) fails its trials, not the search: the round's
+        jobs are launched again one trial at a time, and a trial that still cannot start
+        gets no return (seed_result: failed)."""
+        jobs = [job for _, trial_jobs in asked for job in trial_jobs]
+        try:
+            return list(launcher.launch(jobs, initial_job_idx=job_idx))
+        except Exception as err:  # noqa: BLE001 (Hydra's composition errors vary)
+            if len(asked) == 1:
+                first = (str(err).strip().splitlines() or [""])[0]
+                log.error("trial %d could not start: %s: %s", asked[0][0].number,
+                          type(err).__name__, first)
+                return [None] * len(jobs)
+        returns: list = []
+        for one in asked:
+            returns += self.launch(launcher, [one], job_idx + len(returns))
+        return returns
 
     def tell(self, study: optuna.Study, trial: optuna.Trial, results: list) -> None:
         state, value, note = trial_outcome(results, self.statistic)
