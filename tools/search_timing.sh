@@ -11,8 +11,8 @@ OUT=${1:-outputs/search_timing}
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
 TINY=(data=mnist model=mlp "model.generator.hidden=[128,256]" "model.discriminator.hidden=[256,128]"
-      budget=images budget.value=12000 callbacks.metrics.every_n_epochs=null
-      callbacks.metrics.every_n_images=3000 callbacks.metrics.n=500 callbacks.metrics.n_final=2000
+      budget=images budget.value=6000 callbacks.metrics.every_n_epochs=null
+      callbacks.metrics.every_n_images=1500 callbacks.metrics.n=300 callbacks.metrics.n_final=1000
       callbacks.samples=null callbacks.interpolation=null callbacks.periodic=null
       trainer.enable_progress_bar=false trainer.enable_model_summary=false)
 
