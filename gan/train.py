@@ -22,6 +22,7 @@ from gan.io.errors import UsageError, entry_point
 from gan.runs.lock import RunFolderBusy, acquire, release, restore_configs
 from gan.runs.resume import resume_command
 from gan.runs.wiring import Interrupted, finished, fit, objective
+from gan.sweeps.pruning import Pruned
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ def run(cfg: DictConfig, out: Path) -> float | None:
             log.error("job %s: %s", HydraConfig.get().job.num, err)
             return math.nan
         raise  # run_cli: one line, exit 2 (bad input) or 1 (diverged), no traceback
+    except Pruned as stop:  # the search's pruner stopped a hopeless trial: not a failure
+        update_status(out, status="pruned", reason=str(stop))
+        log.info("job %s: %s", HydraConfig.get().job.num, stop)
+        return math.nan
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
         if read_status(out).get("status") != "diverged":  # the guard's finding stays

@@ -1,10 +1,10 @@
-"""Budgets, sweeps, launchers, TensorBoard hparams and Optuna, run as a user runs them."""
+"""Budgets, sweeps, launchers and TensorBoard hparams, run as a user runs them (the Optuna search:
+tests/test_search.py)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -190,24 +190,6 @@ def test_real_tiny_sweep_report(tmp_path):
     assert all(g.counts()["ok"] == 2 for g in report.groups)
     assert Image.open(sweep / "report" / "mosaic.png").size == mosaic_size(2)
     assert Image.open(sweep / "report" / "curves.png").size == (1200, 450)
-
-
-# ---- Optuna ---------------------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_optuna_search_runs_and_resumes_from_sqlite(tmp_path):
-    sweep = tmp_path / "optuna"
-    args = ["-m", "hparams_search=optuna", *TINY, "budget=g_steps", "budget.value=2",
-            "metric=train/g_loss", f"hydra.sweep.dir={sweep}", "hydra.sweeper.study_name=t"]
-    run_module("gan.train", *args, "hydra.sweeper.n_trials=2", cwd=tmp_path, timeout=600)
-    run_module("gan.train", *args, "hydra.sweeper.n_trials=1", cwd=tmp_path, timeout=600)
-    with sqlite3.connect(sweep / "optuna.db") as db:
-        studies = db.execute("select study_name from studies").fetchall()
-        trials = db.execute("select state from trials").fetchall()
-    assert studies == [("t",)]                       # the second run resumed the same study
-    assert trials == [("COMPLETE",)] * 3
-    report = make_report([sweep])
-    assert len(report.runs) == 3 and "optim.lr_g" in report.differ
 
 
 def test_job_folder_names_keep_appended_sweep_keys(tmp_path):

@@ -31,10 +31,10 @@ STATUS, METRICS, CURVE, FAILED = "status.json", "metrics.json", "curve.csv", "FA
 INDEX, SWEPT_KEYS = "index.tsv", "swept_keys.txt"
 FINAL_GRID = Path("samples") / "final.png"
 
-STATUSES = ("running", "done", "diverged", "interrupted", "failed")
+STATUSES = ("running", "done", "diverged", "interrupted", "failed", "pruned")  # pruned: by a search
 # How a run ended, as index.tsv and gan.report say it. `unreadable`: status.json or
 # metrics.json exists but cannot be parsed; reports count it as failed, never as ok.
-VERDICTS = ("ok", "diverged", "failed", "interrupted", "running", "unreadable")
+VERDICTS = ("ok", "diverged", "failed", "interrupted", "running", "pruned", "unreadable")
 METRICS_SCHEMA = 2
 
 
@@ -115,7 +115,7 @@ def run_verdict(run_dir: str | os.PathLike, completed: bool = True) -> str:
         return "unreadable"
     if status == "failed":
         return "failed"
-    if status in ("diverged", "interrupted", "running"):
+    if status in ("diverged", "interrupted", "running", "pruned"):
         return status
     if status == "done" or has_metrics or (run_dir / FINAL_GRID).is_file():
         return "ok"

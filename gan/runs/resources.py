@@ -3,8 +3,10 @@
 `hydra/launcher=joblib` runs `n_jobs` training processes side by side. Each would take every
 core for its OpenMP threads by default, and together they thrash (measured: two such jobs on 2
 cores went from ~1300 to 84 img/s each). So a job takes cores / n_jobs threads. On a machine
-with several GPUs each job claims a free one through a lock file in the sweep dir, held while
-it trains, so jobs never share a GPU whatever order they finish in.
+with several GPUs each sweep job claims a free one through a lock file in the sweep dir (one
+folder per host), held while it trains, so jobs never share a GPU whatever order they finish
+in, and whichever process launched them: a joblib launcher, or several search workers
+(`gan.train -m hparams_search=...` started N times on one sweep dir).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,8 +80,8 @@ def job_resources(cfg: DictConfig, hydra_cfg: DictConfig | None, sweep_dir: Path
                  cpu_count())
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     n_devices = torch.cuda.device_count() if accelerator in ("auto", "gpu", "cuda") else 0
-    if n_jobs > 1 and n_devices > 1 and cfg.trainer.get("devices") == 1 and sweep_dir:
-        with claim_device(Path(sweep_dir) / ".devices", n_devices) as index:
+    if n_devices > 1 and cfg.trainer.get("devices") == 1 and sweep_dir:
+        with claim_device(Path(sweep_dir) / ".devices" / socket.gethostname(), n_devices) as index:
             log.info("this job trains on cuda:%d", index)
             yield {"devices": [index]}
     else:

@@ -2,7 +2,7 @@
 job failed.
 
 `index.tsv` columns: job, status (gan.io.artefacts.run_verdict: ok | diverged | interrupted |
-failed | unreadable), metric (what the job returned), peak_rss_mb (the job's peak resident memory:
+failed | pruned | unreadable), metric (what the job returned), peak_rss_mb (the job's peak resident memory:
 in-process launchers run every job in one process, so growth shows here), dir, overrides.
 """
 
@@ -77,7 +77,7 @@ class SweepIndex(Callback):
     failed jobs are printed and the command exits 1 (after every job ran)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        # Before the sweeper starts: an Optuna study's sqlite file lives in the sweep dir.
+        # Before the sweeper starts: an Optuna study's journal file lives in the sweep dir.
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / SWEPT_KEYS).write_text("\n".join(find_swept_keys(config)) + "\n")

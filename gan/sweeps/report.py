@@ -211,6 +211,9 @@ class Group:
     def counts(self) -> dict:
         out = dict.fromkeys(STATUS_COLUMNS, 0)
         for run in self.runs:
+            if run.status == "pruned":  # a search's pruner stopped it: not a failure
+                out["pruned"] = out.get("pruned", 0) + 1
+                continue
             if run.status != "ok" and run.status in PENDING:
                 continue
             out[run.status if run.status in ("ok", "diverged") else "failed"] += 1

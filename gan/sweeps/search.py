@@ -1,9 +1,10 @@
 """Search-space knobs that exist only when their trick is on (Optuna's define-by-run).
 
-hydra-optuna-sweeper samples a flat space from `hydra.sweeper.params`. R1's gamma means nothing
-without R1, and an override `tricks.r1.gamma=...` fails when `tricks` does not hold r1, so those
-knobs are asked here, after `tricks` was sampled (`hydra.sweeper.custom_search_space`). TPE then
-models each one from the trials that had its trick.
+The sweeper samples a flat space from `hydra.sweeper.params`. R1's gamma means nothing without
+R1, and an override `tricks.r1.gamma=...` fails when `tricks` does not hold r1, so those knobs
+are asked here, after `tricks` was sampled (`hydra.sweeper.custom_search_space`). TPE then
+models each one from the trials that had its trick. Also: queueing a trial with known values
+(`python -m gan.search`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,54 @@ def trick_knobs(cfg: Any, trial: Any) -> None:
 def enqueue(storage: str, study_name: str, params: dict[str, Any]) -> None:
     """Queue a trial with known values (e.g. the current default) in a stored study: the
     sweeper's next `ask()` runs it before TPE's own suggestions (Optuna's warm start)."""
-    import warnings
+    from gan.sweeps.storage import load_study
 
-    import optuna
+    load_study(storage, study_name).enqueue_trial(params)
 
-    with warnings.catch_warnings():  # enqueue_trial is "experimental" in optuna 2.x
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.load_study(study_name=study_name, storage=storage).enqueue_trial(params)
+
+def search_config(argv: list[str]) -> tuple[Any, dict[str, str]]:
+    """(the composed search config, the trial's knobs) from `gan.search`'s arguments: a
+    `hparams_search=`, `hydra.*` or `+`/`~` argument composes the config, the rest are knobs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gan.io.config import CONF_DIR
+
+    is_config = ("hparams_search=", "hydra.", "+", "~")
+    config = [a for a in argv if a.startswith(is_config)]
+    if not any(a.startswith("hparams_search=") for a in config):
+        raise ValueError("name the search: hparams_search=<name> (conf/hparams_search/)")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=config, return_hydra_config=True)
+    except Exception as err:  # noqa: BLE001 (Hydra's composition errors: bad input, one line)
+        raise ValueError(str(err).splitlines()[0]) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg, dict(a.split("=", 1) for a in argv if not a.startswith(is_config))
+
+
+def queued_trial(cfg: Any, knobs: dict[str, str]) -> tuple[str, str, dict[str, Any]]:
+    """(storage, study name, params) of the trial to queue; a knob outside the search space is
+    refused (Optuna would ignore it silently)."""
+    from pathlib import Path
+
+    from gan.sweeps.storage import storage_url
+
+    sweeper = cfg.hydra.sweeper
+    space = set(sweeper.get("params") or {}) | {key for key, _ in CONDITIONAL.values()}
+    unknown = sorted(set(knobs) - space)
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} not in the search space of "
+                         f"{sweeper.study_name} (hydra.sweeper.params: {', '.join(sorted(space))})")
+    if not knobs:
+        raise ValueError("give the trial's values: key=value for knobs of hydra.sweeper.params")
+    storage = storage_url(sweeper.get("storage"), cfg.hydra.sweep.dir)
+    if "://" not in storage and not Path(storage).is_file():
+        raise ValueError(f"no study at {storage}; start the search first "
+                         f"(python -m gan.train -m hparams_search=...)")
+    return storage, str(sweeper.study_name), {k: parse_value(v) for k, v in knobs.items()}
 
 
 def parse_value(text: str) -> Any:
