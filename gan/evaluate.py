@@ -48,7 +48,8 @@ def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     if cfg.samples is not None:
         return load_samples(cfg.samples), None
     sampler = Sampler(cfg.ckpt_path)
-    conditional = is_conditional(sampler.generator)
+    # pseudo-labels (a label prior) are not classes: no label metrics for them
+    conditional = is_conditional(sampler.generator) and sampler.label_prior is None
     asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
     return sampler(cfg.n, seed=cfg.seed), asked
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
-from gan.core.drawing import cycled_labels, draw, is_conditional
+from gan.core.drawing import draw, is_conditional, sampling_labels
 from gan.core.guard import ADVICE, garbage_reason
 from gan.io.artefacts import update_status
 from gan.io.files import write_json
@@ -52,10 +52,14 @@ class Metrics(L.Callback):
     def _score(self, pl_module, n: int) -> dict[str, float]:
         from gan.metrics.scores import compute_metrics
 
-        labels = cycled_labels(n, pl_module.hparams.num_classes).to(pl_module.device)
+        # Pseudo-labels (a trick's `label_prior`) are drawn at their data frequency and are not
+        # classes: label metrics score only a G that was told the classes.
+        prior = getattr(pl_module, "label_prior", None)
+        labels = sampling_labels(n, pl_module.hparams.num_classes, prior, self.seed)
+        labels = labels.to(pl_module.device)
         fakes = draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed)
         # A conditional G is scored on the labels it was asked for, too.
-        asked = labels if is_conditional(pl_module.generator) else None
+        asked = labels if is_conditional(pl_module.generator) and prior is None else None
         try:
             return compute_metrics(fakes, self.dataset, n=n, root=self.root,
                                    seed=self.seed, labels=asked)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gan.core.drawing import cycled_labels, draw, is_conditional
+from gan.core.drawing import draw, is_conditional, sampling_labels
 from gan.io.checkpoint import generator_weights, load_checkpoint, mismatch_error, shape_errors
 from gan.io.config import build
 
@@ -31,6 +31,8 @@ class Sampler:
             raise mismatch_error(path, "ckpt_path", hparams["config"], hparams["config"], errors)
         self.generator.load_state_dict(weights)
         self.generator.to(device).eval()
+        # a pseudo-label trick's label frequencies (self-conditioning): labels drawn from them
+        self.label_prior = ckpt["state_dict"].get("label_prior")
         self.device = torch.device(device)
 
     @torch.no_grad()
@@ -44,6 +46,6 @@ class Sampler:
         if label is not None and not 0 <= label < self.num_classes:
             raise ValueError(f"label={label} is outside 0..{self.num_classes - 1}")
         labels = (torch.full((n,), label) if label is not None
-                  else cycled_labels(n, self.num_classes))
+                  else sampling_labels(n, self.num_classes, self.label_prior, seed))
         return draw(self.generator, n, self.generator.latent_dim, labels.to(self.device), seed,
                     batch_size)

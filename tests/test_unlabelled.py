@@ -1,0 +1,100 @@
+"""Issue 16, good digits without labels: each technique does what its paper says (synthetic)."""
+
+from __future__ import annotations
+
+import torch
+
+from gan.data.images import FakeData
+from gan.io.config import build
+from gan.runs.wiring import fit
+from gan.tricks.self_conditioned import SelfConditioned, kmeans, kmeans_plus_plus, match_clusters
+from tests.conftest import TINY_DCGAN
+
+SELF_COND = [*TINY_DCGAN, "model.conditional=true", "tricks=[self_cond]",
+             "tricks.self_cond.clusters=3", "tricks.self_cond.n_images=64"]
+
+
+class GarbageLabels(FakeData):
+    """FakeData's images with other, random labels: a label reader would train differently."""
+
+    def load(self, train):
+        images, _ = super().load(train)
+        g = torch.Generator().manual_seed(1234)
+        return images, torch.randint(0, self.num_classes, (len(images),), generator=g)
+
+
+class TwoKinds(FakeData):
+    """3 in 4 images all black, 1 in 4 all white: two clusters of unequal frequency."""
+
+    def load(self, train):
+        images, labels = super().load(train)
+        images = torch.zeros_like(images)
+        images[::4] = 255
+        return images, labels
+
+
+def generator_weights(cfg, datamodule):
+    _, module = fit(cfg, datamodule=datamodule)
+    return {k: v.clone() for k, v in module.generator.state_dict().items()}
+
+
+def test_match_clusters_undoes_a_relabelling():
+    old = torch.randint(0, 5, (200,), generator=torch.Generator().manual_seed(0))
+    shuffle = torch.tensor([3, 0, 4, 1, 2])
+    new = shuffle[old]  # the same clusters under other ids
+    new[:10] = (new[:10] + 1) % 5  # and a few images moved
+    perm = match_clusters(old, new, 5)
+    assert torch.equal(perm[shuffle], torch.arange(5))
+    assert (perm[new] == old).float().mean() >= 0.95
+
+
+def test_kmeans_separates_blobs():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    truth = torch.arange(300) % 3
+    points = centres[truth] + torch.randn(300, 2, generator=g)
+    found = kmeans(points, kmeans_plus_plus(points, 3, g))
+    assigned = torch.cdist(points, found).argmin(1)
+    assert (match_clusters(truth, assigned, 3)[assigned] == truth).all()
+
+
+def test_self_cond_pseudo_labels_are_d_feature_clusters_at_data_frequency(fast_cfg):
+    cfg = fast_cfg(*SELF_COND, "tricks.self_cond.clusters=2", "trainer.limit_train_batches=1")
+    _, module = fit(cfg, datamodule=TwoKinds(n=128, batch_size=16, seed=0))
+    trick = next(t for t in module.tricks if isinstance(t, SelfConditioned))
+    kinds = (trick.images.flatten(1)[:, 0] > 0).long()  # 1: white
+    # the clusters are the two kinds, and the prior their frequency (1/4 white)
+    assert (match_clusters(kinds, trick.assigned, 2)[trick.assigned] == kinds).all()
+    white = trick.assigned[kinds == 1][0]
+    assert abs(float(module.label_prior[white]) - float(kinds.float().mean())) < 1e-6
+    # G's ids follow the prior, not a uniform draw
+    drawn = trick.generator_labels(torch.zeros(4000, dtype=torch.long))
+    assert abs((drawn == white).float().mean().item() - 0.25) < 0.03
+    # a real batch is labelled by its cluster; reclustering an unchanged D keeps every id
+    batch = torch.cat([torch.full((3, 1, 28, 28), 1.0), torch.full((3, 1, 28, 28), -1.0)])
+    labels = trick.real_labels(batch, torch.zeros(6, dtype=torch.long))
+    assert labels.tolist() == [int(white)] * 3 + [1 - int(white)] * 3
+    before = trick.assigned.clone()
+    trick.recluster()
+    assert torch.equal(trick.assigned, before)
+
+
+def test_self_cond_never_reads_a_dataset_label(fast_cfg):
+    # Reclustering every step exercises k-means and the Hungarian matching each batch.
+    cfg = fast_cfg(*SELF_COND, "tricks.self_cond.recluster_every=1")
+    honest = generator_weights(cfg, build(cfg.data))
+    garbage = generator_weights(cfg, GarbageLabels(n=128, batch_size=16, seed=0))
+    assert all(torch.equal(honest[k], garbage[k]) for k in honest)
+    # the control: a conditional GAN that is told the labels trains differently on garbage
+    told = fast_cfg(*TINY_DCGAN, "model.conditional=true", "tricks=[]")
+    honest = generator_weights(told, build(told.data))
+    garbage = generator_weights(told, GarbageLabels(n=128, batch_size=16, seed=0))
+    assert not all(torch.equal(honest[k], garbage[k]) for k in honest)
+
+
+def test_self_cond_sizes_the_nets_by_its_clusters(fast_cfg):
+    cfg = fast_cfg(*SELF_COND, "tricks.self_cond.clusters=13")
+    _, module = fit(cfg)
+    assert module.generator.label_concat.embed.num_embeddings == 13
+    assert module.discriminator.projection.embed.num_embeddings == 13
+    assert module.label_prior.shape == (13,)
