@@ -98,3 +98,23 @@ def test_self_cond_sizes_the_nets_by_its_clusters(fast_cfg):
     assert module.generator.label_concat.embed.num_embeddings == 13
     assert module.discriminator.projection.embed.num_embeddings == 13
     assert module.label_prior.shape == (13,)
+
+
+def test_top_k_g_learns_only_from_the_fakes_d_rates_most_real():
+    from gan.core.losses import BCE
+    from gan.tricks.top_k import TopK
+
+    trick = TopK(decay=0.99, floor=0.25)
+    # k is annealed per G step from the batch to the floor, and never below it
+    assert [trick.k(32, t) for t in (0, 1, 50, 10_000)] == [32, 32, 19, 8]
+    scores = torch.tensor([0.5, -2.0, 3.0, 1.0, -1.0, 0.0, 2.0, -3.0], requires_grad=True)
+    BCE().g_loss(TopK(decay=0.5, floor=0.25).g_scores(scores, step=5)).backward()
+    # k = 2 of 8: only the two highest-scored fakes (3.0 and 2.0) get a gradient
+    assert scores.grad.nonzero().flatten().tolist() == [2, 6]
+
+
+def test_top_k_changes_the_run(fast_cfg):
+    base = fast_cfg(*TINY_DCGAN, "tricks=[]")
+    top = fast_cfg(*TINY_DCGAN, "tricks=[top_k]", "tricks.top_k.decay=0.5")
+    plain, topk = generator_weights(base, build(base.data)), generator_weights(top, build(top.data))
+    assert not all(torch.equal(plain[k], topk[k]) for k in plain)

@@ -114,7 +114,10 @@ class GAN(L.LightningModule):
 
         if self.d_step % self.loss.n_critic == 0:
             with self.toggled_optimizer(opt_g):
-                g_loss = self.loss.g_loss(fake_critic(fake))
+                scores = fake_critic(fake)
+                for trick in self.tricks:
+                    scores = trick.g_scores(scores, self.g_step)
+                g_loss = self.loss.g_loss(scores)
                 g_penalty = 0.0
                 for trick in self.tricks:
                     g_penalty = g_penalty + trick.g_penalty(fake, g_labels, self.g_step)

@@ -11,12 +11,14 @@ folds over. Each hook is the identity (or nothing) here; a trick overrides the o
   a trick may give its own pseudo-labels, e.g. the self-conditioned GAN's clusters).
 - `generator_labels(labels)`: the labels G is given in training (the real batch's by default);
   D judges each fake with the label G was given.
+- `g_scores(scores, step)`: D's scores of the fakes that G's loss reads (all by default; top-k
+  keeps the ones D rates most real).
 - `g_penalty(fake, labels, step)`: a term added to G's loss (`labels`: what G was given).
 - `g_parameters()`: weights of the trick's own that G's optimizer trains with G.
 - `sampling_generator(generator)`: the generator grids, generation and metrics use.
 
-`step` counts D updates in the D hooks and G updates in `g_penalty`. Adding a trick is one
-class in gan/tricks/ (a module named after its math) plus one YAML in conf/tricks/.
+`step` counts D updates in the D hooks and G updates in `g_scores` and `g_penalty`. Adding a
+trick is one class in gan/tricks/ (a module named after its math) plus one YAML in conf/tricks/.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class Trick(L.Callback):
 
     def generator_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return labels
+
+    def g_scores(self, scores: torch.Tensor, step: int) -> torch.Tensor:
+        return scores
 
     def g_penalty(self, fake, labels, step: int) -> torch.Tensor | float:
         return 0.0
