@@ -118,3 +118,36 @@ def test_top_k_changes_the_run(fast_cfg):
     top = fast_cfg(*TINY_DCGAN, "tricks=[top_k]", "tricks.top_k.decay=0.5")
     plain, topk = generator_weights(base, build(base.data)), generator_weights(top, build(top.data))
     assert not all(torch.equal(plain[k], topk[k]) for k in plain)
+
+
+def test_minibatch_std_channel_is_the_groups_diversity():
+    from gan.networks.minibatch_std import MinibatchStd
+
+    layer = MinibatchStd(group_size=2)
+    same = torch.ones(4, 3, 2, 2)
+    assert layer(same)[:, 3].abs().max() < 1e-3  # a collapsed batch: no spread
+    x = torch.stack([torch.zeros(3, 2, 2), torch.zeros(3, 2, 2), torch.zeros(3, 2, 2),
+                     torch.full((3, 2, 2), 2.0)])
+    out = layer(x)
+    assert out.shape == (4, 4, 2, 2) and torch.equal(out[:, :3], x)
+    # groups are images (0, 2) and (1, 3): only the second group differs, by 2 (std 1)
+    assert out[[0, 2], 3].abs().max() < 1e-3
+    assert torch.allclose(out[[1, 3], 3], torch.ones(2, 2, 2), atol=1e-3)
+
+
+def test_dcgan_d_with_minibatch_std_sees_the_rest_of_the_batch(fast_cfg):
+    from gan.networks.dcgan import Discriminator
+    from gan.networks.minibatch_std import MinibatchStd
+
+    torch.manual_seed(0)
+    d = Discriminator((1, 28, 28), width=4, norm="none", minibatch_std=4).eval()
+    plain = Discriminator((1, 28, 28), width=4, norm="none").eval()
+    images = torch.rand(4, 1, 28, 28)
+    other = images.clone()
+    other[1:] = images[0]  # the same first image, in a collapsed batch
+    assert not torch.allclose(d(images)[0], d(other)[0])
+    assert torch.allclose(plain(images)[0], plain(other)[0])
+    cfg = fast_cfg(*TINY_DCGAN, "+model.discriminator.minibatch_std=4")
+    _, module = fit(cfg)
+    assert isinstance(module.discriminator.diversity, MinibatchStd)
+    assert module.discriminator.head.in_features == (8 + 1) * 7 * 7
