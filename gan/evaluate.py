@@ -16,7 +16,8 @@ from omegaconf import DictConfig
 
 from gan.core.drawing import cycled_labels, is_conditional
 from gan.data.registry import DATASETS
-from gan.io.config import CONF_DIR
+from gan.core.posthoc import Plain
+from gan.io.config import CONF_DIR, build
 from gan.metrics.classifier import extractor_id
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics
 from gan.sampling.sampler import Sampler
@@ -40,9 +41,9 @@ def load_samples(path: str | Path) -> torch.Tensor:
     return fake
 
 
-def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The images to score (a samples file, or `n` drawn from a checkpoint's generator), and
-    the labels a conditional generator was asked for (None otherwise)."""
+def fake_samples(cfg: DictConfig, posthoc: Plain) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images to score (a samples file, or `n` drawn by `posthoc` from a checkpoint's
+    generator), and the labels a conditional generator was asked for (None otherwise)."""
     if (cfg.samples is None) == (cfg.ckpt_path is None):
         raise ValueError("give exactly one of samples=<file.pt> or ckpt_path=<file.ckpt>")
     if cfg.samples is not None:
@@ -51,11 +52,12 @@ def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     # pseudo-labels (a label prior) are not classes: no label metrics for them
     conditional = is_conditional(sampler.generator) and sampler.label_prior is None
     asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
-    return sampler(cfg.n, seed=cfg.seed), asked
+    return sampler(cfg.n, seed=cfg.seed, posthoc=posthoc), asked
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    fake, asked = fake_samples(cfg)
+    posthoc = build(cfg.sampler)
+    fake, asked = fake_samples(cfg, posthoc)
     values = compute_metrics(
         fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
         labels=asked,
@@ -68,6 +70,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "n": cfg.n,
         "samples": cfg.samples,
         "ckpt_path": cfg.ckpt_path,
+        # which post-hoc sampler drew the images (a samples file: whatever made it)
+        "sampler": posthoc.describe() if cfg.ckpt_path is not None else None,
         "extractor_sha256": extractor_id(cfg.dataset),
         "metrics": values,
     }

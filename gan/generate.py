@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
-from gan.io.config import CONF_DIR
+from gan.io.config import CONF_DIR, build
 from gan.io.files import atomic_write
 from gan.sampling.sampler import Sampler
 from gan.sampling.walks import class_sweeps, slerp_strips
@@ -45,9 +45,11 @@ def main(cfg: DictConfig) -> str:
     out = Path(cfg.out)
     if cfg.interpolate:
         return interpolate(sampler, cfg, out)
-    images = sampler(cfg.n, cfg.label, cfg.batch_size, cfg.seed)
+    posthoc = build(cfg.sampler)
+    images = sampler(cfg.n, cfg.label, cfg.batch_size, cfg.seed, posthoc=posthoc)
     write(images, out, cfg.nrow)
-    log.info("wrote %s images of shape %s to %s", len(images), tuple(images.shape[1:]), out)
+    log.info("wrote %s images of shape %s to %s (sampler: %s)", len(images),
+             tuple(images.shape[1:]), out, posthoc.describe())
     return str(out)
 
 

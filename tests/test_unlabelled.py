@@ -8,7 +8,7 @@ from gan.data.images import FakeData
 from gan.io.config import build
 from gan.runs.wiring import fit
 from gan.tricks.self_conditioned import SelfConditioned, kmeans, kmeans_plus_plus, match_clusters
-from tests.conftest import TINY_DCGAN
+from tests.conftest import TINY_DCGAN, data_root, needs_mnist
 
 SELF_COND = [*TINY_DCGAN, "model.conditional=true", "tricks=[self_cond]",
              "tricks.self_cond.clusters=3", "tricks.self_cond.n_images=64"]
@@ -151,3 +151,49 @@ def test_dcgan_d_with_minibatch_std_sees_the_rest_of_the_batch(fast_cfg):
     _, module = fit(cfg)
     assert isinstance(module.discriminator.diversity, MinibatchStd)
     assert module.discriminator.head.in_features == (8 + 1) * 7 * 7
+
+
+def test_truncation_pulls_z_towards_the_mean():
+    from gan.core.posthoc import Plain, Truncation
+
+    labels = torch.zeros(4000, dtype=torch.long)
+    identity = lambda z, y: z.reshape(-1, 1, 1, 2) / 8  # noqa: E731 (an "image" that is z)
+    plain = Plain().draw(identity, 4000, 2, labels, seed=0)
+    half = Truncation(psi=0.5).draw(identity, 4000, 2, labels, seed=0)
+    assert torch.allclose(half, plain * 0.5)  # same z, pulled halfway to the mean
+    assert Truncation(psi=0.5).describe() == {"name": "truncation", "psi": 0.5}
+
+
+def test_drs_with_the_optimal_d_moves_samples_to_the_data():
+    from gan.core.rejection import DRS
+
+    # p_g = N(0, 1), p_data = N(1, 1): the optimal D's logit is log p_data/p_g = x - 1/2
+    generator = lambda z, y: z.reshape(-1, 1, 1, 1)  # noqa: E731
+    critic = lambda x, y: x.flatten() - 0.5  # noqa: E731
+    labels = torch.zeros(4000, dtype=torch.long)
+    drs = DRS(percentile=95.0, burn_in=4000, max_rounds=200)
+    accepted = drs.draw(generator, 4000, 1, labels, seed=0, critic=critic).flatten()
+    plain = DRS(percentile=0.0).draw(generator, 4000, 1, labels, seed=0, critic=critic).flatten()
+    assert accepted.mean() > 0.6 > plain.mean() + 0.3  # towards the data's mean of 1
+    stats = drs.describe()
+    assert stats["name"] == "drs" and 0.0 < stats["acceptance_rate"] < 0.7
+    assert stats["unfilled"] == 0
+
+
+@needs_mnist
+def test_every_metrics_json_names_its_sampler(fast_cfg, tmp_path, run_main):
+    import json
+
+    metrics = ["callbacks.metrics.dataset=mnist", f"callbacks.metrics.root={data_root()}",
+               "callbacks.metrics.n=200", "callbacks.metrics.n_final=200"]
+    cfg = fast_cfg(*TINY_DCGAN, *metrics, "+sampler=truncation", "sampler.psi=0.5")
+    fit(cfg)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["sampler"] == {"name": "truncation", "psi": 0.5}
+    code, out, err = run_main("gan.evaluate", f"ckpt_path={tmp_path}/checkpoints/last.ckpt",
+                              "n=200", "sampler=drs", "sampler.burn_in=200",
+                              f"data.root={data_root()}", f"out={tmp_path}/eval.json",
+                              cwd=tmp_path)
+    assert code == 0, err
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["sampler"]["name"] == "drs" and 0 < report["sampler"]["acceptance_rate"] <= 1

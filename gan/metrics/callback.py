@@ -5,17 +5,32 @@ from __future__ import annotations
 
 import csv
 import logging
+from functools import partial
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from gan.core.drawing import draw, is_conditional, sampling_labels
+from gan.core.drawing import is_conditional, sampling_labels
 from gan.core.guard import ADVICE, garbage_reason
+from gan.core.posthoc import Plain
 from gan.io.artefacts import update_status
 from gan.io.files import write_json
 
 log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def critic_logits(pl_module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """D's logits in eval mode (running BatchNorm statistics), for samplers that read D."""
+    d = pl_module.discriminator
+    was_training = d.training
+    d.eval()
+    try:
+        return d(images, labels)
+    finally:
+        d.train(was_training)
 
 
 class Metrics(L.Callback):
@@ -29,7 +44,7 @@ class Metrics(L.Callback):
     def __init__(self, dataset: str | None, every_n_epochs: int | None = 1, n: int = 2000,
                  n_final: int = 10_000, root: str | None = None, seed: int = 0,
                  every_n_images: int | None = None, max_fid: float | None = None,
-                 min_classes_covered: float | None = None):
+                 min_classes_covered: float | None = None, sampler: Plain | None = None):
         from gan.data.registry import DATASETS
 
         for name, value in (("every_n_epochs", every_n_epochs),
@@ -44,6 +59,8 @@ class Metrics(L.Callback):
         self.every_n_epochs, self.every_n_images = every_n_epochs, every_n_images
         self.n, self.n_final = n, n_final
         self.final: dict[str, float] = {}
+        # how G is sampled for every evaluation (`+sampler=`, conf/sampler/; plain z by default)
+        self.sampler = sampler if sampler is not None else Plain()
         self._images_bucket = 0
         if not self.enabled:
             log.info("metrics off: no metric classifier for data=%s (have: %s)", dataset,
@@ -57,7 +74,8 @@ class Metrics(L.Callback):
         prior = getattr(pl_module, "label_prior", None)
         labels = sampling_labels(n, pl_module.hparams.num_classes, prior, self.seed)
         labels = labels.to(pl_module.device)
-        fakes = draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed)
+        fakes = self.sampler.draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed,
+                                  critic=partial(critic_logits, pl_module))
         # A conditional G is scored on the labels it was asked for, too.
         asked = labels if is_conditional(pl_module.generator) and prior is None else None
         try:
@@ -125,7 +143,8 @@ class Metrics(L.Callback):
         if not self.final:
             return
         report = {"dataset": self.dataset, "n": self.n_final, "reference": "test split",
-                  "g_step": pl_module.g_step, "metrics": self.final}
+                  "g_step": pl_module.g_step, "metrics": self.final,
+                  "sampler": self.sampler.describe()}  # which post-hoc sampler drew them
         path = Path(trainer.default_root_dir) / "metrics.json"
         write_json(path, report)
         self._curve_row(trainer, pl_module, {k[4:]: v for k, v in self.final.items()}, self.n_final)
