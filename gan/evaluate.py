@@ -15,8 +15,8 @@ import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import cycled_labels, is_conditional
-from gan.data.registry import DATASETS
 from gan.core.posthoc import Plain
+from gan.data.registry import DATASETS
 from gan.io.config import CONF_DIR, build
 from gan.metrics.classifier import extractor_id
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics

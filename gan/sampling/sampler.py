@@ -10,8 +10,14 @@ from omegaconf import OmegaConf
 
 from gan.core.drawing import is_conditional, sampling_labels
 from gan.core.posthoc import Plain
-from gan.io.checkpoint import (DISCRIMINATOR, generator_weights, load_checkpoint,
-                               mismatch_error, part_weights, shape_errors)
+from gan.io.checkpoint import (
+    DISCRIMINATOR,
+    generator_weights,
+    load_checkpoint,
+    mismatch_error,
+    part_weights,
+    shape_errors,
+)
 from gan.io.config import build
 
 
