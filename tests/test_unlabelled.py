@@ -197,3 +197,17 @@ def test_every_metrics_json_names_its_sampler(fast_cfg, tmp_path, run_main):
     assert code == 0, err
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["sampler"]["name"] == "drs" and 0 < report["sampler"]["acceptance_rate"] <= 1
+
+
+def test_generate_draws_self_cond_ids_at_their_checkpointed_frequency(fast_cfg, tmp_path):
+    from gan.core.drawing import sampling_labels
+    from gan.sampling.sampler import Sampler
+
+    cfg = fast_cfg(*SELF_COND, "tricks.self_cond.clusters=2", "trainer.limit_train_batches=1")
+    _, module = fit(cfg, datamodule=TwoKinds(n=128, batch_size=16, seed=0))
+    sampler = Sampler(tmp_path / "checkpoints" / "last.ckpt")
+    assert torch.equal(sampler.label_prior, module.label_prior)
+    labels = sampling_labels(4000, 2, sampler.label_prior, seed=0)
+    white = int(module.label_prior.argmin())  # the rarer cluster: 1 in 4
+    assert abs((labels == white).float().mean().item() - 0.25) < 0.03
+    assert sampler(8).shape == (8, 1, 28, 28)
