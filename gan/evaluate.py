@@ -14,9 +14,11 @@ import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import cycled_labels, is_conditional
+from gan.core.posthoc import Plain
 from gan.data.registry import DATASETS, dataset_name
 from gan.io.artefacts import protocol, write_metrics
 from gan.io.checkpoint import checkpoint_file
+from gan.io.config import build
 from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output
 from gan.io.keys import integer
@@ -48,9 +50,10 @@ def load_samples(path: str | Path) -> torch.Tensor:
     return fake
 
 
-def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None, str]:
-    """The images to score (a samples file, or `n` drawn from a checkpoint's generator), the
-    labels a conditional generator was asked for (None otherwise), and what drew them."""
+def fake_samples(cfg: DictConfig, posthoc: Plain) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """The images to score (a samples file, or `n` drawn by `posthoc` from a checkpoint's
+    generator), the labels a conditional generator was asked for (None otherwise), and what
+    drew them."""
     if cfg.samples is not None:
         return load_samples(cfg.samples), None, "samples file"
     sampler = Sampler(cfg.ckpt_path)
@@ -59,9 +62,10 @@ def fake_samples(cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor | None, st
         raise UsageError(f"ckpt_path={cfg.ckpt_path} was trained on {trained_on}, not "
                          f"data={cfg.dataset}: use data={trained_on}, or allow_other_data=true "
                          f"to score it against {cfg.dataset} anyway")
-    conditional = is_conditional(sampler.generator)
+    # pseudo-labels (a label prior) are not classes: no label metrics for them
+    conditional = is_conditional(sampler.generator) and sampler.label_prior is None
     asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
-    return sampler(cfg.n, seed=cfg.seed), asked, sampler.kind
+    return sampler(cfg.n, seed=cfg.seed, posthoc=posthoc), asked, sampler.kind
 
 
 def check(cfg: DictConfig) -> None:
@@ -80,14 +84,16 @@ def check(cfg: DictConfig) -> None:
 
 def evaluate(cfg: DictConfig) -> dict:
     check(cfg)
-    fake, asked, sampler = fake_samples(cfg)
+    posthoc = build(cfg.sampler)
+    fake, asked, sampler = fake_samples(cfg, posthoc)
     values = compute_metrics(
         fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
         labels=asked,
     )
     if cfg.get("inception_weights"):
         values["fid_inception"] = fid_inception(fake, cfg)
-    stamp = protocol(cfg.dataset, extractor_id(cfg.dataset), cfg.n, cfg.split, sampler, cfg.seed)
+    stamp = protocol(cfg.dataset, extractor_id(cfg.dataset), cfg.n, cfg.split, sampler, cfg.seed,
+                     posthoc.describe() if cfg.ckpt_path is not None else None)
     return {"protocol": stamp, "samples": cfg.samples, "ckpt_path": cfg.ckpt_path,
             "metrics": values}
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
+from gan.io.config import build
 from gan.io.errors import UsageError, entry_point
 from gan.io.files import atomic_write, check_output
 from gan.io.keys import device, integer
@@ -63,9 +64,11 @@ def generate(cfg: DictConfig) -> str:
     sampler = Sampler(cfg.ckpt_path, cfg.device)
     if cfg.interpolate:
         return interpolate(sampler, cfg, out)
-    images = sampler(cfg.n, cfg.label, cfg.batch_size, cfg.seed)
+    posthoc = build(cfg.sampler)
+    images = sampler(cfg.n, cfg.label, cfg.batch_size, cfg.seed, posthoc=posthoc)
     write(images, out, cfg.nrow)
-    log.info("wrote %s images of shape %s to %s", len(images), tuple(images.shape[1:]), out)
+    log.info("wrote %s images of shape %s to %s (sampler: %s)", len(images),
+             tuple(images.shape[1:]), out, posthoc.describe())
     return str(out)
 
 

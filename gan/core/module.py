@@ -83,16 +83,20 @@ class GAN(L.LightningModule):
     def training_step(self, batch, batch_idx):
         real, labels = batch
         opt_g, opt_d = self.optimizers()
+        for trick in self.tricks:  # a trick may label the real images itself (pseudo-labels)
+            labels = trick.real_labels(real, labels)
         critic = partial(self.critic, labels=labels)
         # Fakes share the real batch's labels: class-balanced, and what a conditional D needs
-        # (a trick may give G other labels, e.g. InfoGAN's random codes).
+        # (a trick may give G other labels, e.g. InfoGAN's random codes). D judges each fake
+        # with the label G drew it for.
         g_labels = labels
         for trick in self.tricks:
             g_labels = trick.generator_labels(g_labels)
         fake = self.generator(self.noise(real.size(0)), g_labels)
+        fake_critic = partial(self.critic, labels=g_labels)
 
         # D's step needs no freezing: its losses see G only through fake.detach().
-        d_real, d_fake = critic(real), critic(fake.detach())
+        d_real, d_fake = critic(real), fake_critic(fake.detach())
         target = 1.0
         for trick in self.tricks:
             target = trick.real_target(target, self.d_step)
@@ -114,7 +118,10 @@ class GAN(L.LightningModule):
         if self.d_step % self.loss.n_critic == 0:
             # D's weights take no gradient from G's loss (the only freezing the math needs)
             with frozen([p for group in opt_d.param_groups for p in group["params"]]):
-                g_loss = self.loss.g_loss(critic(fake))
+                scores = fake_critic(fake)
+                for trick in self.tricks:
+                    scores = trick.g_scores(scores, self.g_step)
+                g_loss = self.loss.g_loss(scores)
                 g_penalty = 0.0
                 for trick in self.tricks:
                     g_penalty = g_penalty + trick.g_penalty(fake, g_labels, self.g_step)

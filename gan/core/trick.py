@@ -7,13 +7,18 @@ folds over. Each hook is the identity (or nothing) here; a trick overrides the o
 - `d_input(images, step)`: every image D sees, real or fake, in D and G steps alike.
 - `real_target(target, step)`: the target for real images in losses that use targets.
 - `d_penalty(critic, real, fake, step)`: a term added to D's loss.
-- `generator_labels(labels)`: the labels G is given in training (the real batch's by default).
+- `real_labels(real, labels)`: the labels D is given with the real batch (the data's by default;
+  a trick may give its own pseudo-labels, e.g. the self-conditioned GAN's clusters).
+- `generator_labels(labels)`: the labels G is given in training (the real batch's by default);
+  D judges each fake with the label G was given.
+- `g_scores(scores, step)`: D's scores of the fakes that G's loss reads (all by default; top-k
+  keeps the ones D rates most real).
 - `g_penalty(fake, labels, step)`: a term added to G's loss (`labels`: what G was given).
 - `g_parameters()`: weights of the trick's own that G's optimizer trains with G.
 - `sampling_generator(generator)`: the generator grids, generation and metrics use.
 
-`step` counts D updates in the D hooks and G updates in `g_penalty`. Adding a trick is one
-class in gan/tricks/ (a module named after its math) plus one YAML in conf/tricks/.
+`step` counts D updates in the D hooks and G updates in `g_scores` and `g_penalty`. Adding a
+trick is one class in gan/tricks/ (a module named after its math) plus one YAML in conf/tricks/.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from torch import nn
 
 class Trick(L.Callback):
     double_backward = False  # True where `d_penalty` differentiates D's input gradient (compile)
+    # A trick whose labels are its own (pseudo-labels): how many there are. G and D embed this
+    # many labels in place of the data's classes (gan.runs.wiring.build_module); None: the data's.
+    label_count: int | None = None
 
     def d_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
         return images
@@ -35,8 +43,14 @@ class Trick(L.Callback):
     def d_penalty(self, critic, real, fake, step: int) -> torch.Tensor | float:
         return 0.0
 
+    def real_labels(self, real: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return labels
+
     def generator_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return labels
+
+    def g_scores(self, scores: torch.Tensor, step: int) -> torch.Tensor:
+        return scores
 
     def g_penalty(self, fake, labels, step: int) -> torch.Tensor | float:
         return 0.0

@@ -125,12 +125,14 @@ def run_verdict(run_dir: str | os.PathLike, completed: bool = True) -> str:
 # ---- metrics.json -----------------------------------------------------------------------------
 
 def protocol(dataset: str, extractor: str | None, n: int, reference: str, sampler: str,
-             seed: int) -> dict:
+             seed: int, posthoc: dict | None = None) -> dict:
     """What a metric value is relative to: two values compare only under one protocol.
     `extractor`: the classifier's registered sha256; `reference`: the real split (test |
-    train); `sampler`: what drew the images (ema | generator | a samples file)."""
+    train); `sampler`: what drew the images (ema | generator | a samples file); `posthoc`: how
+    z was drawn and filtered (gan.core.posthoc: plain, truncation, rejection, with its
+    settings and acceptance rate)."""
     return {"dataset": dataset, "extractor": extractor, "n": int(n), "reference": reference,
-            "sampler": sampler, "seed": int(seed)}
+            "sampler": sampler, "posthoc": posthoc or {"name": "plain"}, "seed": int(seed)}
 
 
 def write_metrics(path: str | os.PathLike, metrics: dict, stamp: dict, **context) -> dict:

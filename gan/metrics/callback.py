@@ -4,17 +4,32 @@ the final `metrics.json`."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from gan.core.drawing import cycled_labels, draw, is_conditional
+from gan.core.drawing import is_conditional, sampling_labels
 from gan.core.guard import ADVICE, garbage_reason, host_number
+from gan.core.posthoc import Plain
 from gan.core.progress import paused
 from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
 
 log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def critic_logits(pl_module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """D's logits in eval mode (running BatchNorm statistics), for samplers that read D."""
+    d = pl_module.discriminator
+    was_training = d.training
+    d.eval()
+    try:
+        return d(images, labels)
+    finally:
+        d.train(was_training)
 
 
 class Metrics(L.Callback):
@@ -28,7 +43,7 @@ class Metrics(L.Callback):
     def __init__(self, dataset: str | None, every_n_epochs: int | None = 1, n: int = 2000,
                  n_final: int = 10_000, root: str | None = None, seed: int = 0,
                  every_n_images: int | None = None, max_fid: float | None = None,
-                 min_classes_covered: float | None = None):
+                 min_classes_covered: float | None = None, sampler: Plain | None = None):
         from gan.data.registry import DATASETS
 
         for name, value in (("every_n_epochs", every_n_epochs),
@@ -43,6 +58,8 @@ class Metrics(L.Callback):
         self.every_n_epochs, self.every_n_images = every_n_epochs, every_n_images
         self.n, self.n_final = n, n_final
         self._final: dict[str, float] = {}
+        # how G is sampled for every evaluation (`+sampler=`, conf/sampler/; plain z by default)
+        self.sampler = sampler if sampler is not None else Plain()
         self._images_bucket = 0
         if not self.enabled:
             log.info("metrics off: no metric classifier for data=%s (have: %s)", dataset,
@@ -51,10 +68,15 @@ class Metrics(L.Callback):
     def _score(self, pl_module, n: int) -> dict[str, float]:
         from gan.metrics.scores import compute_metrics
 
-        labels = cycled_labels(n, pl_module.hparams.num_classes).to(pl_module.device)
-        fakes = draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed)
+        # Pseudo-labels (a trick's `label_prior`) are drawn at their data frequency and are not
+        # classes: label metrics score only a G that was told the classes.
+        prior = getattr(pl_module, "label_prior", None)
+        labels = sampling_labels(n, pl_module.hparams.num_classes, prior, self.seed)
+        labels = labels.to(pl_module.device)
+        fakes = self.sampler.draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed,
+                                  critic=partial(critic_logits, pl_module))
         # A conditional G is scored on the labels it was asked for, too.
-        asked = labels if is_conditional(pl_module.generator) else None
+        asked = labels if is_conditional(pl_module.generator) and prior is None else None
         try:
             return compute_metrics(fakes, self.dataset, n=n, root=self.root,
                                    seed=self.seed, labels=asked)
@@ -130,7 +152,8 @@ class Metrics(L.Callback):
         from gan.metrics.classifier import extractor_id
 
         stamp = protocol(self.dataset, extractor_id(self.dataset), self.n_final, "test",
-                         sampler_name(pl_module), self.seed)
+                         sampler_name(pl_module), self.seed,
+                         self.sampler.describe())
         write_metrics(Path(trainer.default_root_dir) / METRICS, self._final, stamp,
                       dataset=self.dataset, g_step=pl_module.g_step)
         self._curve_row(trainer, pl_module, {k[4:]: v for k, v in self._final.items()},

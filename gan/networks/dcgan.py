@@ -4,6 +4,9 @@ G upsamples by stride-2 transposed convolutions, halving the width each time; D 
 stride-2 convolutions and LeakyReLU 0.2. D's normalisation is a choice because a WGAN-GP critic
 must not use BatchNorm: the penalty is per sample and BatchNorm couples the samples of a batch.
 
+`minibatch_std=G`: D appends the minibatch standard-deviation channel (Karras et al. 2018) over
+groups of G images to its last features.
+
 `conditional=True`: G reads z concatenated with a label embedding; D becomes a projection
 discriminator (Miyato & Koyama 2018) on its flattened features.
 """
@@ -15,6 +18,7 @@ from torch import nn
 
 from gan.networks.conditional import LabelConcat, Projection, class_count
 from gan.networks.layers import norm_layer, num_upsamplings
+from gan.networks.minibatch_std import MinibatchStd
 
 
 class Generator(nn.Module):
@@ -52,7 +56,7 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     def __init__(self, img_shape, width: int = 64, norm: str = "batch", num_classes: int = 0,
-                 conditional: bool = False):
+                 conditional: bool = False, minibatch_std: int = 0):
         super().__init__()
         self.conditional = conditional
         classes = class_count(conditional, num_classes)
@@ -66,12 +70,14 @@ class Discriminator(nn.Module):
                        nn.LeakyReLU(0.2, inplace=True)]
             c_in, c = c, c * 2
         self.features = nn.Sequential(*layers)
-        features = c_in * (height >> stages) ** 2
+        # minibatch_std = G > 0: a channel of the batch's diversity (groups of G) before the head
+        self.diversity = MinibatchStd(minibatch_std) if minibatch_std else nn.Identity()
+        features = (c_in + (1 if minibatch_std else 0)) * (height >> stages) ** 2
         self.head = nn.Linear(features, 1)
         self.projection = Projection(classes, features) if classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x).flatten(1)  # (B, C' * base * base)
+        h = self.diversity(self.features(x)).flatten(1)  # (B, C' * base * base)
         logits = self.head(h).squeeze(1)  # (B,)
         if self.projection is not None:
             logits = logits + self.projection(h, labels)

@@ -36,8 +36,11 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
     """The GAN module and its tricks (which are also callbacks), wired from a composed config.
     Every entry point, test and benchmark builds a module through here."""
     datamodule = datamodule if datamodule is not None else build(cfg.data)
-    shapes = {"img_shape": datamodule.img_shape, "num_classes": datamodule.num_classes}
     tricks = [build(node) for node in (cfg.get("tricks") or {}).values()]
+    # A pseudo-label trick (self-conditioning) sets how many labels the nets embed.
+    own = [t.label_count for t in tricks if t.label_count is not None]
+    shapes = {"img_shape": datamodule.img_shape,
+              "num_classes": own[0] if own else datamodule.num_classes}
     module = GAN(
         generator=build(cfg.model.generator, **shapes),
         discriminator=build(cfg.model.discriminator, **shapes),

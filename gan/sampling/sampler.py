@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gan.core.drawing import cycled_labels, draw, is_conditional
+from gan.core.drawing import is_conditional, sampling_labels
+from gan.core.posthoc import Plain
 from gan.io.checkpoint import (
+    DISCRIMINATOR,
     EMA,
     generator_weights,
     load_checkpoint,
@@ -39,11 +41,25 @@ class Sampler:
             raise mismatch_error(path, "ckpt_path", hparams["config"], hparams["config"], errors)
         self.generator.load_state_dict(weights)
         self.generator.to(device).eval()
+        self._state, self._discriminator = ckpt["state_dict"], None
+        # a pseudo-label trick's label frequencies (self-conditioning): labels drawn from them
+        self.label_prior = ckpt["state_dict"].get("label_prior")
         self.device = torch.device(device)
+
+    def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """D's logits, D rebuilt from the checkpoint on first use (post-hoc samplers such as
+        discriminator rejection sampling read them)."""
+        if self._discriminator is None:
+            d = build(self.config.model.discriminator, img_shape=self.img_shape,
+                      num_classes=self.num_classes)
+            d.load_state_dict(part_weights(self._state, DISCRIMINATOR))
+            self._discriminator = d.to(self.device).eval()
+        return self._discriminator(images, labels)
 
     @torch.no_grad()
     def __call__(self, n: int, label: int | None = None, batch_size: int = 1000,
-                 seed: int = 0) -> torch.Tensor:
+                 seed: int = 0, posthoc: Plain | None = None) -> torch.Tensor:
+        """n images, drawn by the post-hoc sampler `posthoc` (plain z ~ N(0, I) by default)."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         if label is not None and not is_conditional(self.generator):
@@ -52,6 +68,7 @@ class Sampler:
         if label is not None and not 0 <= label < self.num_classes:
             raise ValueError(f"label={label} is outside 0..{self.num_classes - 1}")
         labels = (torch.full((n,), label) if label is not None
-                  else cycled_labels(n, self.num_classes))
-        return draw(self.generator, n, self.generator.latent_dim, labels.to(self.device), seed,
-                    batch_size)
+                  else sampling_labels(n, self.num_classes, self.label_prior, seed))
+        posthoc = posthoc if posthoc is not None else Plain()
+        return posthoc.draw(self.generator, n, self.generator.latent_dim, labels.to(self.device),
+                            seed, critic=self.critic, batch_size=batch_size)

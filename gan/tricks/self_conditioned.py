@@ -1,0 +1,179 @@
+"""Self-conditioned GAN (Liu et al., CVPR 2020): condition G and D on clusters of D's features.
+
+A single Gaussian z must stretch across the separate digit manifolds and draws blends between
+them. Told the class, the same nets draw far better digits (README: cgan). The self-conditioned
+GAN gets a class-like label without labels: k-means on the discriminator's features of real
+images gives each real image a pseudo-label (its cluster); G is conditioned on a cluster id, a
+projection D judges (image, cluster) pairs. Every `recluster_every` D steps the clusters are
+recomputed on D's newer features, starting from the previous clusters' means under those
+features (the paper's initialisation), and the new ids are matched to the old ones with the
+Hungarian method, so cluster j stays what G learnt as cluster j.
+
+Unsupervised: the trick reads the training images (a seeded subset) and never their labels, nor
+the shipped classifier (trained on labels). G's cluster ids are drawn at the clusters' data
+frequency (DESIGN.md section 9: uniform ids over unequal clusters skew the samples); the
+frequencies live in the module as `label_prior`, so metrics and `gan.generate` draw alike.
+
+Between reclusterings a frozen copy of D's trunk (`cluster_encoder`, eval mode) labels each real
+batch by its nearest centre: the labels k-means gave, without indexing the data set. The
+encoder, centres and prior are buffers or modules of the GAN, so checkpoints hold them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from gan.core.trick import Trick
+from gan.data.images import to_unit_range
+
+
+def nearest(features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """(N, F), (K, F) -> (N,) index of the nearest centre (Euclidean)."""
+    return torch.cdist(features, centres).argmin(dim=1)
+
+
+def kmeans(features: torch.Tensor, centres: torch.Tensor, iters: int = 20) -> torch.Tensor:
+    """Lloyd's k-means from the given initial centres: (N, F), (K, F) -> centres (K, F). A
+    cluster left empty keeps its centre (its frequency is then 0: G never draws it)."""
+    for _ in range(iters):
+        assign = nearest(features, centres)
+        sums = torch.zeros_like(centres).index_add_(0, assign, features)
+        counts = torch.bincount(assign, minlength=len(centres)).unsqueeze(1)
+        new = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
+        if torch.equal(new, centres):
+            break
+        centres = new
+    return centres
+
+
+def kmeans_plus_plus(features: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): (N, F) -> (K, F) initial centres."""
+    picks = [int(torch.randint(len(features), (1,), generator=generator))]
+    dist = torch.cdist(features, features[picks]).squeeze(1) ** 2
+    for _ in range(k - 1):
+        weights = dist if dist.sum() > 0 else torch.ones_like(dist)
+        picks.append(int(torch.multinomial(weights, 1, generator=generator)))
+        dist = torch.minimum(dist, torch.cdist(features, features[picks[-1:]]).squeeze(1) ** 2)
+    return features[picks].clone()
+
+
+def match_clusters(old: torch.Tensor, new: torch.Tensor, k: int) -> torch.Tensor:
+    """The permutation `perm` (new id -> old id) that maximises how many images keep their id
+    (Hungarian method on the k x k overlap matrix): `perm[new]` relabels the new clustering."""
+    overlap = torch.zeros(k, k, dtype=torch.long)
+    overlap.index_put_((new.cpu(), old.cpu()), torch.ones(len(old), dtype=torch.long),
+                       accumulate=True)
+    rows, cols = linear_sum_assignment(-overlap.numpy())
+    perm = np.empty(k, dtype=np.int64)
+    perm[rows] = cols
+    return torch.from_numpy(perm)
+
+
+class SelfConditioned(Trick):
+    """`tricks=[ema,self_cond]` with `model.conditional=true`: G and a projection D conditioned
+    on `clusters` k-means clusters of D's features of `n_images` real training images,
+    reclustered every `recluster_every` D steps."""
+
+    def __init__(self, clusters: int = 20, recluster_every: int = 2000, n_images: int = 10000,
+                 iters: int = 20, seed: int = 0):
+        if clusters < 2 or recluster_every < 1 or n_images < clusters or iters < 1:
+            raise ValueError(f"tricks.self_cond needs clusters >= 2, recluster_every >= 1, "
+                             f"n_images >= clusters and iters >= 1, got clusters={clusters}, "
+                             f"recluster_every={recluster_every}, n_images={n_images}, "
+                             f"iters={iters}")
+        self.label_count = clusters  # the nets embed cluster ids, not the data's classes
+        self.clusters, self.recluster_every = clusters, recluster_every
+        self.n_images, self.iters, self.seed = n_images, iters, seed
+        self.module: nn.Module | None = None
+        self.images: torch.Tensor | None = None
+        self.assigned: torch.Tensor | None = None  # the subset's current cluster ids
+
+    def setup(self, trainer, pl_module, stage):
+        discriminator = pl_module.discriminator
+        if not (getattr(pl_module.generator, "conditional", False)
+                and getattr(discriminator, "conditional", False)):
+            raise ValueError("tricks=[self_cond] conditions G and D on cluster ids: set "
+                             "model.conditional=true")
+        if not isinstance(getattr(discriminator, "features", None), nn.Module):
+            raise ValueError("tricks=[self_cond] clusters D's features: use a D with a `features` "
+                             "trunk (model=dcgan)")
+        self.module = pl_module
+        if getattr(pl_module, "cluster_encoder", None) is None:  # not again on fit after fit
+            pl_module.cluster_encoder = encoder = self._frozen(discriminator)
+            probe = torch.zeros(1, *pl_module.hparams.img_shape,
+                                device=next(encoder.parameters()).device)
+            width = encoder(probe).flatten(1).shape[1]
+            # all zero until the first clustering (shaped now: a checkpoint's centres load in)
+            pl_module.register_buffer("cluster_centres", torch.zeros(self.clusters, width))
+            pl_module.register_buffer("label_prior", torch.full((self.clusters,),
+                                                                1.0 / self.clusters))
+
+    @staticmethod
+    def _frozen(discriminator: nn.Module) -> nn.Module:
+        return copy.deepcopy(discriminator.features).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen trunk's features, unit length: clusters of shape, not of ink."""
+        encoder = self.module.cluster_encoder.eval()
+        chunks = [encoder(x).flatten(1) for x in images.split(1000)]
+        return nn.functional.normalize(torch.cat(chunks), dim=1)
+
+    def on_train_start(self, trainer, pl_module):
+        # A fixed, seeded subset of the training images; their labels are never touched.
+        images = trainer.datamodule.train_images
+        g = torch.Generator().manual_seed(self.seed)
+        pick = torch.randperm(len(images), generator=g)[: self.n_images]
+        self.images = images[pick.to(images.device)].to(pl_module.device)
+        if not pl_module.cluster_centres.any():  # fresh run: cluster the random D's features
+            self.recluster()
+        else:  # resumed: the centres and encoder came with the checkpoint
+            self.assigned = nearest(self._subset_features(), pl_module.cluster_centres)
+
+    def _subset_features(self) -> torch.Tensor:
+        return self.features(to_unit_range(self.images))
+
+    @torch.no_grad()
+    def recluster(self) -> None:
+        module = self.module
+        module.cluster_encoder = self._frozen(module.discriminator).to(module.device)
+        features = self._subset_features()
+        if self.assigned is None:
+            g = torch.Generator().manual_seed(self.seed)
+            start = kmeans_plus_plus(features.cpu(), self.clusters, g).to(features.device)
+        else:  # the old clusters' means under the new features (Liu et al., section 3.2)
+            start = self._means(features, self.assigned, module.cluster_centres)
+        centres = kmeans(features, start, self.iters)
+        assigned = nearest(features, centres)
+        if self.assigned is not None:
+            perm = match_clusters(self.assigned, assigned, self.clusters).to(assigned.device)
+            assigned = perm[assigned]
+            centres = centres[torch.argsort(perm)]
+        self.assigned = assigned
+        module.cluster_centres = centres
+        counts = torch.bincount(assigned, minlength=self.clusters).float()
+        module.label_prior = counts / counts.sum()
+
+    def _means(self, features, assigned, previous) -> torch.Tensor:
+        sums = torch.zeros(self.clusters, features.shape[1], device=features.device)
+        sums.index_add_(0, assigned, features)
+        counts = torch.bincount(assigned, minlength=self.clusters).unsqueeze(1)
+        return torch.where(counts > 0, sums / counts.clamp(min=1), previous.to(features.device))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.d_step % self.recluster_every == 0:
+            self.recluster()
+
+    @torch.no_grad()
+    def real_labels(self, real, labels):
+        # the batch's dataset labels are dropped: each real image is labelled by its cluster
+        return nearest(self.features(real), self.module.cluster_centres)
+
+    def generator_labels(self, labels):
+        # cluster ids at their data frequency, from the global RNG (seeded, restored on resume)
+        return torch.multinomial(self.module.label_prior, labels.shape[0], replacement=True)
