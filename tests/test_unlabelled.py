@@ -189,14 +189,15 @@ def test_every_metrics_json_names_its_sampler(fast_cfg, tmp_path, run_main):
     cfg = fast_cfg(*TINY_DCGAN, *metrics, "+sampler=truncation", "sampler.psi=0.5")
     fit(cfg)
     report = json.loads((tmp_path / "metrics.json").read_text())
-    assert report["sampler"] == {"name": "truncation", "psi": 0.5}
+    assert report["protocol"]["posthoc"] == {"name": "truncation", "psi": 0.5}
     code, out, err = run_main("gan.evaluate", f"ckpt_path={tmp_path}/checkpoints/last.ckpt",
                               "n=200", "sampler=drs", "sampler.burn_in=200",
                               f"data.root={data_root()}", f"out={tmp_path}/eval.json",
                               cwd=tmp_path)
     assert code == 0, err
     report = json.loads((tmp_path / "eval.json").read_text())
-    assert report["sampler"]["name"] == "drs" and 0 < report["sampler"]["acceptance_rate"] <= 1
+    posthoc = report["protocol"]["posthoc"]
+    assert posthoc["name"] == "drs" and 0 < posthoc["acceptance_rate"] <= 1
 
 
 def test_generate_draws_self_cond_ids_at_their_checkpointed_frequency(fast_cfg, tmp_path):
