@@ -73,7 +73,8 @@ def run(cfg: DictConfig) -> str:
     steps = preprocess_steps(cfg)
     targets = torch.stack([to_training_form(f, sampler.img_shape, mnist_like, steps)
                            for f in files]).to(sampler.device)  # (N, C, H, W)
-    labels = None if cfg.label is None else torch.full((len(files),), cfg.label)
+    labels = None if cfg.label is None else torch.full((len(files),), cfg.label,
+                                                       device=sampler.device)
     p = cfg.projection
     start = time.perf_counter()
     result = project(generator, targets, num_classes=sampler.num_classes, labels=labels,

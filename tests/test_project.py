@@ -292,3 +292,28 @@ def test_no_core_module_imports_an_entry_point():
         for module in entry_points:
             assert f"from {module} import" not in text and f"import {module}\n" not in text, \
                 f"{path.relative_to(REPO)} imports the entry point {module}"
+
+
+def test_projection_makes_its_tensors_on_the_generators_device():
+    """`meta` as torch's default device stands in for a GPU run's mismatch: a tensor made
+    without naming a device lands there and meets the generator's (CPU) tensors. Every tensor
+    the projection, variations, style row and baseline make is on the generator's device (z
+    drawn from the CPU stream on purpose, then moved)."""
+    from gan.networks.mlp import Generator
+    from gan.sampling.projection import Distance, Projection, _bank_starts
+    from gan.sampling.your_image import variations
+
+    torch.manual_seed(0)
+    G = Generator((1, 28, 28), latent_dim=8, hidden=(16,), num_classes=10, conditional=True)
+    targets = torch.rand(2, 1, 28, 28) * 2 - 1
+    allowed = torch.ones(2, 10, dtype=torch.bool)
+    labels = torch.tensor([3, 5])
+    with torch.device("meta"):
+        rows, z, ys = _bank_starts(G, Distance(None), targets, allowed, 8, 16, 2, 2,
+                                   torch.Generator().manual_seed(0))
+        result = Projection(z=z[:2], labels=ys[:2], images=targets, distance=rows[:2].float())
+        images = [variations(G, result, 0, 4, 0.5, 0), style_row(G, z[0], 10),
+                  G(z[:2], ys[:2])]
+        baseline = random_distance(G, targets, labels)
+    assert {t.device.type for t in (rows, z, ys, baseline, *images)} == {"cpu"}
+    assert images[0].shape == (4, 1, 28, 28) and images[1].shape == (10, 1, 28, 28)

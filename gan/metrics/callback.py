@@ -89,9 +89,12 @@ class Metrics(L.Callback):
             self._evaluate_now(trainer, pl_module)
 
     def _evaluate_now(self, trainer, pl_module) -> None:
-        values = self._score(pl_module, self.n)
-        # Same value on every rank (same seed, same weights), so no reduction is needed.
-        # Host tensors: a Python number would be copied to the device (gan.core.guard).
+        # Rank 0 scores and broadcasts: the samples are drawn and scored once, not once per
+        # rank, and every rank logs (and ModelCheckpoint monitors) rank 0's numbers, whatever
+        # its own BatchNorm statistics. Host tensors: a Python number would be copied to the
+        # device (gan.core.guard).
+        values = self._score(pl_module, self.n) if trainer.is_global_zero else None
+        values = trainer.strategy.broadcast(values, src=0)  # as is on one device
         pl_module.log_dict({f"val/{k}": host_number(v) for k, v in values.items()},
                            sync_dist=False)
         self._curve_row(trainer, pl_module, values, self.n)

@@ -154,7 +154,10 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1])).to(real.device)
+    # sync_on_compute=False: the samples are scored in one process (rank 0 under DDP, which
+    # broadcasts the numbers); torchmetrics' cross-rank gather would wait for the other ranks.
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]),
+                                   sync_on_compute=False).to(real.device)
     fid.update(real, real=True)
     fid.update(fake, real=False)
     return max(fid.compute().item(), 0.0)  # eigvals round-off can dip just below 0
@@ -171,7 +174,8 @@ def kernel_distance(
     with warnings.catch_warnings():  # "KID will save all extracted features": we know
         warnings.simplefilter("ignore", UserWarning)
         kid = KernelInceptionDistance(
-            feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=subset_size
+            feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=subset_size,
+            sync_on_compute=False,  # one process scores (see frechet_distance)
         ).to(real.device)
     kid.update(real, real=True)
     kid.update(fake, real=False)

@@ -43,11 +43,12 @@ class UnconditionalGenerator(SamplingGenerator):
 
 def example_inputs(sampler: Sampler, n: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Seeded z (and cycled labels for a conditional G) for tracing and checking."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, sampler.generator.latent_dim, generator=g)
+    g = torch.Generator().manual_seed(seed)  # the CPU stream, then the sampler's device
+    z = torch.randn(n, sampler.generator.latent_dim, generator=g, device="cpu")
+    z = z.to(sampler.device)
     if not is_conditional(sampler.generator):
         return (z,)
-    return z, torch.arange(n) % sampler.num_classes
+    return z, torch.arange(n, device=sampler.device) % sampler.num_classes
 
 
 def wrap(sampler: Sampler) -> SamplingGenerator:

@@ -79,15 +79,16 @@ def _bank_starts(generator, distance, targets, allowed, latent_dim, bank, restar
     class 0 stands in for an unconditional G's."""
     # A class no target allows is not drawn; -1 stands for "no class" (unconditional G).
     classes = [c for c in range(allowed.shape[1]) if allowed[:, c].any()] or [-1]
+    device = targets.device  # the generator's: z comes from the CPU stream `g`, then moves
     best_d, best_z = [], []
     for c in classes:
-        z = torch.randn(bank, latent_dim, generator=g)
-        y = None if c < 0 else torch.full((bank,), c, dtype=torch.long)
+        z = torch.randn(bank, latent_dim, generator=g, device="cpu").to(device)
+        y = None if c < 0 else torch.full((bank,), c, dtype=torch.long, device=device)
         fakes = torch.cat([_generate(generator, zc, yc).clamp(-1, 1) for zc, yc in
                            zip(z.split(500), y.split(500) if y is not None else [None] * bank)])
         d = distance.pairwise(fakes, targets)  # (N, bank)
         if c >= 0:
-            d[~allowed[:, c]] = torch.inf
+            d[~allowed[:, c].to(device)] = torch.inf
         d, idx = d.topk(min(restarts, bank), dim=1, largest=False)  # (N, restarts)
         best_d.append(d)
         best_z.append(z[idx])  # (N, restarts, latent_dim)
@@ -101,7 +102,8 @@ def _bank_starts(generator, distance, targets, allowed, latent_dim, bank, restar
             rows += [i] * best_z.shape[2]
             zs.append(best_z[i, k])
             ys += [max(classes[k], 0)] * best_z.shape[2]
-    return torch.tensor(rows), torch.cat(zs), torch.tensor(ys)
+    return (torch.tensor(rows, device=device), torch.cat(zs),
+            torch.tensor(ys, device=device))
 
 
 def project(generator: nn.Module, targets: torch.Tensor, *, num_classes: int = 0,
@@ -135,7 +137,7 @@ def project(generator: nn.Module, targets: torch.Tensor, *, num_classes: int = 0
 
     def losses(z: torch.Tensor, rows: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         out = []
-        for idx in torch.arange(len(z)).split(batch_size):
+        for idx in torch.arange(len(z), device=z.device).split(batch_size):
             r = rows[idx]
             fake = _generate(generator, z[idx], ys[idx] if conditional else None)
             tf = target_features[r] if target_features is not None else None
@@ -185,7 +187,7 @@ def random_distance(generator: nn.Module, targets: torch.Tensor, labels: torch.T
     """(N,) the same distance for one random z per target (with the target's class, for a
     conditional G): the baseline a projection has to beat."""
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(len(targets), generator.latent_dim, generator=g)
-    fakes = _generate(generator.eval(), z, labels).clamp(-1, 1)
+    z = torch.randn(len(targets), generator.latent_dim, generator=g, device="cpu")
+    fakes = _generate(generator.eval(), z.to(targets.device), labels).clamp(-1, 1)
     distance = Distance(features, feature_weight)
     return distance(fakes, targets, distance.embed(targets))

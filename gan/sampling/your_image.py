@@ -41,7 +41,7 @@ def load_features(sampler: Sampler, choice: str):
         return None
     from gan.metrics.classifier import load_classifier
 
-    return load_classifier(name)
+    return load_classifier(name).to(sampler.device)
 
 
 def save_png(images: torch.Tensor, path: Path, nrow: int, zoom: int) -> None:
@@ -55,7 +55,8 @@ def save_png(images: torch.Tensor, path: Path, nrow: int, zoom: int) -> None:
 def variations(generator, projection: Projection, i: int, n: int, scale: float, seed: int):
     """n images from z + scale * noise, the reconstruction's class kept."""
     g = torch.Generator().manual_seed(seed)
-    z = projection.z[i] + scale * torch.randn(n, projection.z.shape[1], generator=g)
+    noise = torch.randn(n, projection.z.shape[1], generator=g, device="cpu")
+    z = projection.z[i] + scale * noise.to(projection.z.device)
     y = None if projection.labels is None else projection.labels[i].repeat(n)
     return (generator(z, y) if y is not None else generator(z)).clamp(-1, 1)
 
@@ -71,7 +72,7 @@ def style_row(generator, z: torch.Tensor, num_classes: int, truncation: float = 
     / 0.4 gave rows classified as asked 85 / 99 / 100 % (10-minute checkpoint) and 64 / 90 / 97 %
     (a one-minute one), while the rows' ink mass kept its correlation with the input's
     (r 0.73 and 0.75-0.78 at every setting): thickness survives, the class gets clearer."""
-    y = torch.arange(num_classes)
+    y = torch.arange(num_classes, device=z.device)
     return generator((truncation * z).expand(num_classes, -1), y).clamp(-1, 1)
 
 
