@@ -203,7 +203,7 @@ class Group:
     def counts(self) -> dict:
         out = dict.fromkeys(STATUS_COLUMNS, 0)
         for run in self.runs:
-            if run.status != "ok" and run.status in PENDING:
+            if run.status in PENDING:  # not finished: no outcome yet
                 continue
             out[run.status if run.status in ("ok", "diverged") else "failed"] += 1
         return out
