@@ -193,6 +193,8 @@ def test_real_tiny_sweep_report(tmp_path):
                "callbacks.metrics.every_n_epochs=null", "callbacks.metrics.every_n_images=320",
                "callbacks.metrics.n=500", "callbacks.metrics.n_final=500", "n_fixed=16",
                "optim.lr_g=8e-4,2e-4", "seed=0,1", "hydra/launcher=joblib",
+               # 640 images make garbage (FID ~1000, one class): the guard would flag them
+               "guard.max_fid=1e9", "guard.min_classes_covered=0",
                "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=900)
     run_dir = sweep / "0_optim.lr_g=0.0008,seed=0"
     curve = list(csv.DictReader((run_dir / "curve.csv").open()))

@@ -403,7 +403,7 @@ def interval(s: Summary) -> str:
         return "–"
     if not (math.isfinite(s.low) and math.isfinite(s.high)):
         return fmt(s.mean)
-    return f"{fmt(s.mean)} [{fmt(s.low, 3)}, {fmt(s.high, 3)}]"
+    return f"{fmt(s.mean)} [{fmt(s.low)}, {fmt(s.high)}]"
 
 
 @dataclass
@@ -511,7 +511,7 @@ def verdict_table(report: Report) -> list[str]:
     for i, g in enumerate(report.groups, 1):
         c = g.comparison
         delta = "–" if c is None else (
-            f"{fmt(c.diff, 3)} [{fmt(c.low, 3)}, {fmt(c.high, 3)}]" if math.isfinite(c.diff)
+            f"{fmt(c.diff)} [{fmt(c.low)}, {fmt(c.high)}]" if math.isfinite(c.diff)
             else "–")
         cells = [str(i), g.id, g.label, g.success(), fmt(g.outcome.median),
                  interval(g.outcome), seed_values(g), delta,
