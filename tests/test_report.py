@@ -116,7 +116,7 @@ def test_groups_stats_differing_keys_and_ranking(sweep):
     assert "- `optim.lr_g`: 0.0008 | 0.0002 | 0.0002" in md
     assert "Holm" in md and "paired" in md and "**Power:**" in md
     assert "Budget mismatch" not in md
-    assert f"| 1 | {a.id} | {a.label} | 3/3 | 12 | 12 [7.03, 17] | 0:10 1:12 2:14 |" in md
+    assert f"| 1 | {a.id} | {a.label} | 3/3 | 12 | 12 [7.032, 16.97] | 0:10 1:12 2:14 |" in md
     rows = list(csv.DictReader((sweep / "report" / "report.csv").open()))
     assert [float(r["fid_median"]) for r in rows] == pytest.approx([12.0, 13.0, 31.0])
     assert rows[2]["verdict"] == "baseline" and rows[0]["test"] == "paired"

@@ -101,7 +101,10 @@ def test_evaluate_checkpoint_and_samples_file(trained, tmp_path):
                f"out={tmp_path / 'sa.json'}", f"hydra.run.dir={tmp_path / 'ev'}", cwd=tmp_path)
     from_ckpt = json.loads((tmp_path / "ck.json").read_text())
     from_file = json.loads((tmp_path / "sa.json").read_text())
+    # one metrics.json schema with training's, stamped with its protocol
     assert from_ckpt["protocol"]["n"] == 500 and from_ckpt["protocol"]["reference"] == "test"
+    assert from_ckpt["protocol"]["sampler"] in ("ema", "generator")
+    assert from_file["protocol"]["sampler"] == "samples file"
     # A 2-epoch net trained on random images is far from digits: 500 real training digits,
     # scored the same way against the test split, come out many times closer.
     from gan.data.images import MNIST, to_unit_range

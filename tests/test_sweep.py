@@ -73,6 +73,28 @@ def test_time_budget_counts_training_alone(fast_cfg, monkeypatch):
     assert status["cpu_s"] > 0 and status["img_per_s"] > 0
 
 
+def test_a_compiled_runs_first_step_is_not_training_time():
+    """compile=true compiles at the first step: the clock counts it as paused, not training."""
+    import time
+    from types import SimpleNamespace
+
+    from gan.runs.budget import Budget
+
+    net = torch.nn.Linear(1, 1)
+    net.compile()  # lazy: nothing is compiled until the first call
+    module = SimpleNamespace(generator=net, discriminator=torch.nn.Linear(1, 1), d_step=0,
+                             g_step=0)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(), world_size=1, should_stop=False,
+                              datamodule=SimpleNamespace(batch_size=1))
+    budget = Budget("time", 100)
+    budget.on_train_start(trainer, module)
+    for seconds in (0.3, 0.1):  # the first "step" compiles, the second trains
+        budget.on_train_batch_start(trainer, module, None, 0)
+        time.sleep(seconds)
+        budget.on_train_batch_end(trainer, module, None, None, 0)
+    assert budget.eval_s() >= 0.3 and 0.1 <= budget.train_s() < 0.3
+
+
 def test_bad_budget_names_the_key(fast_cfg):
     with pytest.raises(Exception, match="budget.value must be a number > 0"):  # noqa: B017
         fit_budget(fast_cfg, "budget=images", "budget.value=0")
@@ -171,6 +193,8 @@ def test_real_tiny_sweep_report(tmp_path):
                "callbacks.metrics.every_n_epochs=null", "callbacks.metrics.every_n_images=320",
                "callbacks.metrics.n=500", "callbacks.metrics.n_final=500", "n_fixed=16",
                "optim.lr_g=8e-4,2e-4", "seed=0,1", "hydra/launcher=joblib",
+               # 640 images make garbage (FID ~1000, one class): the guard would flag them
+               "guard.max_fid=1e9", "guard.min_classes_covered=0",
                "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=900)
     run_dir = sweep / "0_optim.lr_g=0.0008,seed=0"
     curve = list(csv.DictReader((run_dir / "curve.csv").open()))

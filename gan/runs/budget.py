@@ -40,6 +40,7 @@ class Budget(Clock, L.Callback):
         self._cpu_start = 0.0
         self._io = None            # the Trainer's checkpoint IO, which times its writes
         self._io_start = 0.0
+        self._compiling = None     # the pause of a compiled run's first step (its compilation)
 
     # ---- what the run has spent --------------------------------------------------------------
 
@@ -76,7 +77,16 @@ class Budget(Clock, L.Callback):
         if self._reached(trainer, pl_module):  # a resume of a finished run: only the end runs
             trainer.should_stop = True
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        # compile=true: torch.compile compiles at the first step; that is not training either
+        if self._compiling is None and compiled(pl_module):
+            self._compiling = self.paused()
+            self._compiling.__enter__()
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self._compiling:
+            self._compiling.__exit__(None, None, None)
+            self._compiling = False
         if self._reached(trainer, pl_module):
             trainer.should_stop = True
 
@@ -106,3 +116,9 @@ class Budget(Clock, L.Callback):
         self._before = (float(state_dict.get("train_s", state_dict.get("wall_s", 0.0))),
                         float(state_dict.get("eval_s", 0.0)))
         self._cpu_before = float(state_dict.get("cpu_s", 0.0))
+
+
+def compiled(pl_module) -> bool:
+    """Whether G or D was compiled in place (`nn.Module.compile`, gan/runs/compile.py)."""
+    return any(getattr(getattr(pl_module, part, None), "_compiled_call_impl", None) is not None
+               for part in ("generator", "discriminator"))

@@ -214,7 +214,7 @@ class Group:
             if run.status == "pruned":  # a search's pruner stopped it: not a failure
                 out["pruned"] = out.get("pruned", 0) + 1
                 continue
-            if run.status != "ok" and run.status in PENDING:
+            if run.status in PENDING:  # not finished: no outcome yet
                 continue
             out[run.status if run.status in ("ok", "diverged") else "failed"] += 1
         return out
@@ -414,7 +414,7 @@ def interval(s: Summary) -> str:
         return "–"
     if not (math.isfinite(s.low) and math.isfinite(s.high)):
         return fmt(s.mean)
-    return f"{fmt(s.mean)} [{fmt(s.low, 3)}, {fmt(s.high, 3)}]"
+    return f"{fmt(s.mean)} [{fmt(s.low)}, {fmt(s.high)}]"
 
 
 @dataclass
@@ -524,7 +524,7 @@ def verdict_table(report: Report) -> list[str]:
     for i, g in enumerate(report.groups, 1):
         c = g.comparison
         delta = "–" if c is None else (
-            f"{fmt(c.diff, 3)} [{fmt(c.low, 3)}, {fmt(c.high, 3)}]" if math.isfinite(c.diff)
+            f"{fmt(c.diff)} [{fmt(c.low)}, {fmt(c.high)}]" if math.isfinite(c.diff)
             else "–")
         cells = [str(i), g.id, g.label, g.success(), fmt(g.outcome.median),
                  interval(g.outcome), seed_values(g), delta,
