@@ -57,10 +57,15 @@ class Budget(Clock, L.Callback):
                 "g_steps": lambda: pl_module.g_step}[self.kind]()
 
     def _reached(self, trainer, pl_module) -> bool:
-        reached = self.kind != "epochs" and self.spent(trainer, pl_module) >= self.value
-        if self.kind == "time" and trainer.world_size > 1:  # clocks differ: rank 0 decides
-            reached = trainer.strategy.broadcast(reached, 0)
-        return reached
+        if self.kind == "time" and trainer.world_size > 1:
+            # Clocks differ between ranks, so they must agree: one all-reduce of one flag (any
+            # rank out of time stops all), and only at log boundaries, so a step pays no
+            # cross-rank sync or pickled broadcast; the run overshoots by < log_every_n_steps.
+            if not trainer._logger_connector.should_update_logs:
+                return False
+            return trainer.strategy.reduce_boolean_decision(
+                self.spent(trainer, pl_module) >= self.value, all=False)
+        return self.kind != "epochs" and self.spent(trainer, pl_module) >= self.value
 
     # ---- Lightning hooks -----------------------------------------------------------------------
 
