@@ -390,8 +390,8 @@ def test_photos_become_mnist_digits(name):
     assert 0.35 < (ink > 0.9).mean() < 0.75  # MNIST: 50 % of its ink pixels above 0.9
 
 
-def test_without_the_bilevel_step_faint_strokes_stay_faint():
-    ink = digits(photo(*PHOTOS["low_contrast"]), Steps(bilevel=False))
+def test_without_the_contrast_step_faint_strokes_stay_faint():
+    ink = digits(photo(*PHOTOS["low_contrast"]), Steps(contrast=False))
     ink = ink[ink > 0.1]
     assert (ink > 0.9).mean() < 0.2
 

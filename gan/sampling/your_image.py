@@ -80,4 +80,4 @@ def preprocess_steps(cfg: DictConfig) -> Steps:
     p = cfg.preprocess
     invert = p.invert if p.invert == "auto" else bool(p.invert)
     return Steps(invert=invert, crop=p.crop, fit=p.fit, center=p.center,
-                 ink_threshold=p.ink_threshold, bilevel=p.get("bilevel", True))
+                 ink_threshold=p.ink_threshold, contrast=p.get("contrast", True))
