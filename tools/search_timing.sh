@@ -33,7 +33,8 @@ arm() {  # arm name, workers, threads, pruner, pruner settings...
   local name=$1 workers=$2 threads=$3 pruner=$4
   shift 4
   if [ "$(finished "$name")" -ge "$N" ]; then echo "$name: done before"; return; fi
-  local start=$SECONDS
+  local start=$SECONDS load
+  load=$(cut -d' ' -f1 /proc/loadavg)  # the machine is shared: say how busy it was
   for w in $(seq 1 "$workers"); do
     "$PY" -m gan.train -m hparams_search=optuna "${TINY[@]}" threads="$threads" \
       hydra/sweeper/pruner="$pruner" "$@" \
@@ -41,8 +42,8 @@ arm() {  # arm name, workers, threads, pruner, pruner settings...
       hydra.sweeper.max_trials=$N hydra.sweeper.n_trials=$N > "$OUT/$name.worker$w.log" 2>&1 &
   done
   wait
-  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$workers" "$threads" "$pruner" $((SECONDS - start)) \
-    >> "$OUT/times.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$workers" "$threads" "$pruner" \
+    $((SECONDS - start)) "$load" "$(cut -d' ' -f1 /proc/loadavg)" >> "$OUT/times.tsv"
 }
 
 arm serial 1 2 none
