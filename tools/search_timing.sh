@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# The search's wall time, measured (docs/search.md "Measured"): the same 6 trials of a tiny
+# The search's wall time, measured (docs/search.md "Measured"): the same N (4) trials of a tiny
 # search on real MNIST run (a) by one worker, (b) by two workers side by side on one journal
 # file, (c) by one worker with the median pruner. The sampler is seeded per trial number and
-# its first 10 trials are random, so the three arms train the same 6 configs.
+# its first 10 trials are random, so the three arms train the same N configs.
 #   GAN_DATA_DIR=/path/to/data bash tools/search_timing.sh [out dir]
-# Resumable: an arm whose study already holds its 6 finished trials is not run again (its time
+# Resumable: an arm whose study already holds its N finished trials is not run again (its time
 # stays in times.tsv); an arm cut short resumes its study.
 set -euo pipefail
 OUT=${1:-outputs/search_timing}
+N=${N:-4}   # trials per arm
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
 TINY=(data=mnist model=mlp "model.generator.hidden=[128,256]" "model.discriminator.hidden=[256,128]"
-      budget=images budget.value=6000 callbacks.metrics.every_n_epochs=null
-      callbacks.metrics.every_n_images=1500 callbacks.metrics.n=300 callbacks.metrics.n_final=1000
+      budget=images budget.value=2000 callbacks.metrics.every_n_epochs=null
+      callbacks.metrics.every_n_images=500 callbacks.metrics.n=200 callbacks.metrics.n_final=500
       callbacks.samples=null callbacks.interpolation=null callbacks.periodic=null
       trainer.enable_progress_bar=false trainer.enable_model_summary=false)
 
@@ -31,22 +32,23 @@ PY
 arm() {  # arm name, workers, threads, pruner, pruner settings...
   local name=$1 workers=$2 threads=$3 pruner=$4
   shift 4
-  if [ "$(finished "$name")" -ge 6 ]; then echo "$name: done before"; return; fi
-  local start=$SECONDS
+  if [ "$(finished "$name")" -ge "$N" ]; then echo "$name: done before"; return; fi
+  local start=$SECONDS load
+  load=$(cut -d' ' -f1 /proc/loadavg)  # the machine is shared: say how busy it was
   for w in $(seq 1 "$workers"); do
     "$PY" -m gan.train -m hparams_search=optuna "${TINY[@]}" threads="$threads" \
       hydra/sweeper/pruner="$pruner" "$@" \
       hydra.sweeper.study_name="$name" hydra.sweep.dir="$OUT/$name" \
-      hydra.sweeper.max_trials=6 hydra.sweeper.n_trials=6 > "$OUT/$name.worker$w.log" 2>&1 &
+      hydra.sweeper.max_trials=$N hydra.sweeper.n_trials=$N > "$OUT/$name.worker$w.log" 2>&1 &
   done
   wait
-  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$workers" "$threads" "$pruner" $((SECONDS - start)) \
-    >> "$OUT/times.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$workers" "$threads" "$pruner" \
+    $((SECONDS - start)) "$load" "$(cut -d' ' -f1 /proc/loadavg)" >> "$OUT/times.tsv"
 }
 
 arm serial 1 2 none
 arm parallel 2 1 none
-arm pruned 1 2 median hydra.sweeper.pruner.n_startup_trials=2
+arm pruned 1 2 median hydra.sweeper.pruner.n_startup_trials=1
 "$PY" - "$OUT" <<'PY'
 import sys, json
 from pathlib import Path
