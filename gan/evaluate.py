@@ -58,7 +58,9 @@ def fake_samples(cfg: DictConfig, posthoc: Plain) -> tuple[torch.Tensor, torch.T
         return load_samples(cfg.samples), None, "samples file"
     sampler = Sampler(cfg.ckpt_path)
     trained_on = dataset_name(sampler.config)
-    if trained_on not in (None, cfg.dataset) and not cfg.get("allow_other_data"):
+    # A run on a named dataset is scored against that one; synthetic data (fake) has no
+    # metrics of its own, so its checkpoints are scored against whatever data= says.
+    if trained_on in DATASETS and trained_on != cfg.dataset and not cfg.get("allow_other_data"):
         raise UsageError(f"ckpt_path={cfg.ckpt_path} was trained on {trained_on}, not "
                          f"data={cfg.dataset}: use data={trained_on}, or allow_other_data=true "
                          f"to score it against {cfg.dataset} anyway")
