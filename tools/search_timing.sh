@@ -14,8 +14,8 @@ N=${N:-4}   # trials per arm
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
 TINY=(data=mnist model=mlp "model.generator.hidden=[128,256]" "model.discriminator.hidden=[256,128]"
-      budget=images budget.value=2000 callbacks.metrics.every_n_epochs=null
-      callbacks.metrics.every_n_images=500 callbacks.metrics.n=200 callbacks.metrics.n_final=500
+      budget=images budget.value=${IMAGES:-2000} callbacks.metrics.every_n_epochs=null
+      callbacks.metrics.every_n_images=$(( ${IMAGES:-2000} / 4 )) callbacks.metrics.n=200 callbacks.metrics.n_final=500
       callbacks.samples=null callbacks.interpolation=null callbacks.periodic=null
       trainer.enable_progress_bar=false trainer.enable_model_summary=false)
 
