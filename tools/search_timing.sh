@@ -4,6 +4,8 @@
 # file, (c) by one worker with the median pruner. The sampler is seeded per trial number and
 # its first 10 trials are random, so the three arms train the same N configs.
 #   GAN_DATA_DIR=/path/to/data bash tools/search_timing.sh [out dir]
+# Every worker trains with 1 torch thread (SERIAL_THREADS=2 gives the one-worker arms both cores:
+# on a loaded machine two threads per process thrash, and the ratio then measures that).
 # Resumable: an arm whose study already holds its N finished trials is not run again (its time
 # stays in times.tsv); an arm cut short resumes its study.
 set -euo pipefail
@@ -12,8 +14,8 @@ N=${N:-4}   # trials per arm
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
 TINY=(data=mnist model=mlp "model.generator.hidden=[128,256]" "model.discriminator.hidden=[256,128]"
-      budget=images budget.value=2000 callbacks.metrics.every_n_epochs=null
-      callbacks.metrics.every_n_images=500 callbacks.metrics.n=200 callbacks.metrics.n_final=500
+      budget=images budget.value=${IMAGES:-2000} callbacks.metrics.every_n_epochs=null
+      callbacks.metrics.every_n_images=$(( ${IMAGES:-2000} / 4 )) callbacks.metrics.n=200 callbacks.metrics.n_final=500
       callbacks.samples=null callbacks.interpolation=null callbacks.periodic=null
       trainer.enable_progress_bar=false trainer.enable_model_summary=false)
 
@@ -46,9 +48,9 @@ arm() {  # arm name, workers, threads, pruner, pruner settings...
     $((SECONDS - start)) "$load" "$(cut -d' ' -f1 /proc/loadavg)" >> "$OUT/times.tsv"
 }
 
-arm serial 1 2 none
+arm serial 1 "${SERIAL_THREADS:-1}" none
 arm parallel 2 1 none
-arm pruned 1 2 median hydra.sweeper.pruner.n_startup_trials=1
+arm pruned 1 "${SERIAL_THREADS:-1}" median hydra.sweeper.pruner.n_startup_trials=1
 "$PY" - "$OUT" <<'PY'
 import sys, json
 from pathlib import Path
