@@ -143,6 +143,7 @@ def projected(mnist_cgan):
     return sampler, classifier, targets, labels, result
 
 
+@pytest.mark.slow  # trains a conditional GAN on real MNIST first (~30 s)
 @needs_mnist
 def test_projection_redraws_held_out_digits(projected):
     sampler, classifier, targets, labels, result = projected
@@ -158,6 +159,7 @@ def test_projection_redraws_held_out_digits(projected):
     assert ratio >= 5
 
 
+@pytest.mark.slow  # trains a conditional GAN on real MNIST first (~30 s)
 @needs_mnist
 def test_style_row_writes_each_class_in_the_inputs_hand(projected):
     sampler, classifier, targets, _, result = projected
@@ -180,6 +182,7 @@ def test_style_row_writes_each_class_in_the_inputs_hand(projected):
     assert r >= 0.4
 
 
+@pytest.mark.slow  # trains a conditional GAN on real MNIST first (~30 s)
 @needs_mnist
 def test_project_cli_writes_every_output(mnist_cgan, tmp_path):
     folder = tmp_path / "in"
@@ -206,6 +209,7 @@ def test_project_cli_writes_every_output(mnist_cgan, tmp_path):
     assert report["class"] == 8 and report["class_given"]
 
 
+@pytest.mark.slow  # trains a conditional GAN on real MNIST first (~30 s)
 @needs_mnist
 def test_checkpoint_without_generator_is_refused(mnist_cgan, tmp_path):
     blob = torch.load(mnist_cgan / "checkpoints" / "last.ckpt", map_location="cpu",
@@ -231,6 +235,7 @@ def test_project_cli_error_is_one_line(tmp_path):
 # --------------------------------------------------------------------------- latent walks
 
 
+@pytest.mark.slow  # trains a conditional GAN on real MNIST first (~30 s)
 @needs_mnist
 def test_interpolation_png_and_tensorboard(mnist_cgan, tmp_path):
     # At the end of training, the Interpolation callback wrote both walks to PNG and TensorBoard.
@@ -255,6 +260,7 @@ def _has(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
+@pytest.mark.slow  # trains a conditional GAN on real MNIST first (~30 s)
 @needs_mnist
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_exported_generator_matches_pytorch(mnist_cgan, tmp_path, fmt):
