@@ -351,7 +351,8 @@ def test_label_accuracy_counts_agreement_with_requested_labels(mnist, cache):
 
 
 def test_label_purity_by_hand():
-    got = metrics.label_agreement(torch.tensor([4, 4, 2, 7, 7, 7]), torch.tensor([0, 0, 0, 1, 1, 2]))
+    got = metrics.label_agreement(torch.tensor([4, 4, 2, 7, 7, 7]),
+                                  torch.tensor([0, 0, 0, 1, 1, 2]))
     # label 0 -> {4, 4, 2}: 2 in its mode; label 1 -> {7, 7}: 2; label 2 -> {7}: 1; 5 of 6.
     assert got["label_purity"] == pytest.approx(5 / 6)
     assert got["label_accuracy"] == pytest.approx(0.0)

@@ -304,22 +304,25 @@ def test_second_train_into_a_held_folder_is_refused(tmp_path, live_pid):
 
 @pytest.mark.slow
 def test_two_trains_into_one_folder(tmp_path):
-    """Two real runs started together into one folder: one trains, the other is refused in one
-    line naming the first, and the folder holds one run's artefacts."""
+    """A second real run started into a folder a first one trains in: refused in one line
+    naming the first, which trains on undisturbed (stopped here by SIGTERM, as a scheduler)."""
     run = tmp_path / "same"
-    args = [*TINY, "trainer.max_epochs=2", f"hydra.run.dir={run}"]
-    procs = [subprocess.Popen([sys.executable, "-m", "gan.train", *args], cwd=tmp_path,
-                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
-    codes = sorted(code for code, _, _ in results)
-    assert codes == [0, 2], results
-    refused = next(r for r in results if r[0] == 2)
-    line = one_line(*refused, "train", "in use by another run")
-    winner = next(p for p, r in zip(procs, results) if r[0] == 0)
-    assert f"pid {winner.pid}" in line
-    assert json.loads((run / "status.json").read_text())["status"] == "done"
-    assert not (run / lock.LOCK).exists()
+    args = [*TINY, "trainer.max_epochs=100000", f"hydra.run.dir={run}"]
+    first = subprocess.Popen([sys.executable, "-m", "gan.train", *args], cwd=tmp_path,
+                             env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.time() + 300
+    while not (run / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.2)  # the first one trains
+    second = run_module("gan.train", *args, cwd=tmp_path, check=False)
+    line = one_line(second.returncode, second.stdout, second.stderr, "train",
+                    "in use by another run", f"pid {first.pid} on {socket.gethostname()}")
+    assert first.poll() is None, line  # still training
+    first.terminate()
+    assert first.wait(timeout=300) == 143
+    assert "Resume with:" in first.stderr.read()
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert not (run / lock.LOCK).exists()  # released at exit
 
 
 @pytest.mark.slow
@@ -334,7 +337,8 @@ def test_a_run_killed_with_9_is_taken_over_by_its_resume(tmp_path):
     proc.kill()
     proc.wait()
     assert json.loads((run / lock.LOCK).read_text())["pid"] == proc.pid  # left behind
-    again = run_module("gan.train", *TINY, "trainer.max_epochs=2",
+    epoch = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    again = run_module("gan.train", *TINY, f"trainer.max_epochs={epoch + 2}",
                        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={run}",
                        cwd=tmp_path)
     assert f"taking over {run / lock.LOCK}" in again.stderr
