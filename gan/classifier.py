@@ -1,16 +1,6 @@
-"""A small digit/clothing CNN whose penultimate features drive the offline metrics.
-
-Inception-v3 features are ill-posed on 28x28 grey digits (pytorch-fid #12) and its weights
-download at run time, so each dataset gets its own classifier trained on its training split.
-The weights ship in `gan/assets/` (float16, ~0.2 MB) and are pinned by sha256 in
-`gan/assets/checksums.json`: a metric value is only comparable with another computed by the same
-extractor, so loading refuses a file whose hash differs from the registry.
-
-Train (seeded, ~2 min per dataset on 2 CPU cores):
-
-    python -m gan.classifier data=mnist
-    python -m gan.classifier data=fashion_mnist
-"""
+"""Train a metric classifier (the weights gan.metrics ships, pinned by sha256 in
+gan/assets/checksums.json): `python -m gan.classifier data=mnist|fashion_mnist`. The network,
+its training and the checksum registry: gan/metrics/classifier.py."""
 
 from __future__ import annotations
 

@@ -6,10 +6,7 @@ The weights ship in `gan/assets/` (float16, ~0.2 MB) and are pinned by sha256 in
 `gan/assets/checksums.json`: a metric value is only comparable with another computed by the same
 extractor, so loading refuses a file whose hash differs from the registry.
 
-Train (seeded, ~2 min per dataset on 2 CPU cores):
-
-    python -m gan.classifier data=mnist
-    python -m gan.classifier data=fashion_mnist
+Train (seeded, ~2 min per dataset on 2 CPU cores): `python -m gan.classifier data=mnist`.
 """
 
 from __future__ import annotations
@@ -32,8 +29,6 @@ log = logging.getLogger(__name__)
 
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-
-
 CHECKSUMS = ASSETS / "checksums.json"
 
 
