@@ -39,8 +39,6 @@ GENERATOR, DISCRIMINATOR, EMA = "generator.", "discriminator.", "generator_ema."
 
 
 STASH = "spectral_norm."  # prefix of the exact spectral-norm parametrisation state
-
-
 # Config keys that fix the nets' shapes: a difference in one explains weights that do not fit.
 MODEL_KEYS = ("model.", "data._target_", "data.img_shape", "data.num_classes")
 

@@ -16,11 +16,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 WEIGHTS_OPTION = "inception_weights"
-
-
 INSTALL_HINT = 'pip install -e ".[inception]"'
-
-
 SECONDS_PER_1000 = 250  # measured: ~0.25 s per 28x28 image on one CPU thread (fake + real count)
 
 

@@ -60,8 +60,6 @@ from gan.runs.wiring import build_module, fit
 from gan.tricks.ema import EMA
 
 LOOPS = ("a", "b", "c")
-
-
 NAMES = {"a": "(a) tutorial", "b": "(b) bare PyTorch", "c": "(c) Lightning"}
 
 

@@ -70,8 +70,6 @@ def plot_curves(report, path: Path) -> None:
 
 
 MOSAIC_COLS = 4
-
-
 MOSAIC_TILE = (3.0, 3.6)  # inches per group; at 100 dpi: 300 x 360 pixels
 
 
