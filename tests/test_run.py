@@ -76,6 +76,7 @@ def test_resume_continues_exactly(trained, tmp_path):
     assert json.loads((resumed_dir / "status.json").read_text())["status"] == "done"
 
 
+@pytest.mark.slow  # two real processes (~10 s); test_readme runs gan.generate as typed
 def test_generate_grid_and_tensor(trained, tmp_path):
     ckpt = trained / "checkpoints" / "last.ckpt"
     run_module("gan.generate", f"ckpt_path={ckpt}", "n=64", f"out={tmp_path / 'g.png'}",
@@ -90,6 +91,7 @@ def test_generate_grid_and_tensor(trained, tmp_path):
     assert samples.std() > 0.01  # not a constant image
 
 
+@pytest.mark.slow  # three real processes and 500 real digits scored (~17 s)
 @needs_mnist
 def test_evaluate_checkpoint_and_samples_file(trained, tmp_path):
     ckpt = trained / "checkpoints" / "last.ckpt"
