@@ -205,8 +205,9 @@ def test_gan_search_queues_a_trial_and_refuses_bad_input(tmp_path, run_main):
     code, _, err = run_main("gan.search", *args, "optim.lr_x=1e-4", cwd=tmp_path)
     assert code == 2 and "optim.lr_x not in the search space" in err
     optuna.create_study(study_name="s", storage=open_storage(storage_url(None, sweep)))
-    code, out, _ = run_main("gan.search", *args, "optim.lr_g=0.0008", "data.batch_size=64",
-                            cwd=tmp_path)
+    # the search's own settings (a seed-averaged search) compose the config, they are no knobs
+    code, out, _ = run_main("gan.search", *args, "hparams_search.seeds=3", "optim.lr_g=0.0008",
+                            "data.batch_size=64", cwd=tmp_path)
     assert code == 0 and "queued" in out
     trial = load_study(storage_url(None, sweep), "s").ask()  # as the sweeper asks
     assert trial.suggest_float("optim.lr_g", 1e-5, 2e-3, log=True) == 8e-4

@@ -45,13 +45,14 @@ def enqueue(storage: str, study_name: str, params: dict[str, Any]) -> None:
 
 def search_config(argv: list[str]) -> tuple[Any, dict[str, str]]:
     """(the composed search config, the trial's knobs) from `gan.search`'s arguments: a
-    `hparams_search=`, `hydra.*` or `+`/`~` argument composes the config, the rest are knobs."""
+    `hparams_search=`, `hparams_search.*` (the search's own settings: seeds, statistic), `hydra.*`
+    or `+`/`~` argument composes the config, the rest are knobs."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from gan.io.config import CONF_DIR
 
-    is_config = ("hparams_search=", "hydra.", "+", "~")
+    is_config = ("hparams_search=", "hparams_search.", "hydra.", "+", "~")
     config = [a for a in argv if a.startswith(is_config)]
     if not any(a.startswith("hparams_search=") for a in config):
         raise ValueError("name the search: hparams_search=<name> (conf/hparams_search/)")
