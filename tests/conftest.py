@@ -16,9 +16,12 @@ from gan.io.config import CONF_DIR, compose_config, compose_train  # noqa: F401 
 from gan.runs.wiring import build_module
 
 REPO = Path(__file__).resolve().parent.parent
-# Small and fast: synthetic data, CPU, no progress bar. Tests add what they check.
+# Small and fast: synthetic data, CPU, no progress bar. Tests add what they check. The parts are
+# tested on the unconditional recipe (every net, no k-means on the first batch); the default
+# (self-conditioned) recipe has its own tests (test_study, test_learning, test_unlabelled).
 FAST_DATA = ["data=fake", "data.n=128", "data.batch_size=16"]
 FAST = [
+    "recipe=unconditional",
     *FAST_DATA,
     "trainer.accelerator=cpu",
     "trainer.max_epochs=1",

@@ -1,5 +1,7 @@
-"""The tutorial study (conf/variant/, conf/study/tutorial.yaml): every group composes and
-changes exactly the keys its `# changes:` line claims, checked by composing, not by training."""
+"""The recipes (conf/recipe/) and the studies (conf/variant/, conf/study/): every group composes
+and changes exactly the keys its `# changes:` line claims against the recipe the studies pin
+(recipe=unconditional), and the default recipe is the measured winner: checked by composing, not
+by training."""
 
 from __future__ import annotations
 
@@ -48,14 +50,22 @@ def default():
     GlobalHydra.instance().clear()
 
 
+@pytest.fixture(scope="module")
+def unconditional():
+    """The recipe every variant is one change to (conf/study/*.yaml pin it)."""
+    yield composed("recipe=unconditional")
+    GlobalHydra.instance().clear()
+
+
 def test_the_study_covers_the_tutorials_suggestions():
     assert len(VARIANTS) >= 20 and "baseline" in VARIANTS
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_variant_changes_exactly_what_it_claims(default, variant):
-    config = composed(f"+variant={variant}")
-    changed = sorted(k for k in set(default) | set(config) if default.get(k) != config.get(k))
+def test_variant_changes_exactly_what_it_claims(unconditional, variant):
+    config = composed("recipe=unconditional", f"+variant={variant}")
+    changed = sorted(k for k in set(unconditional) | set(config)
+                     if unconditional.get(k) != config.get(k))
     claims = claimed(variant)
     stray = [k for k in changed if not any(under(k, c) for c in claims)]
     assert not stray, f"{variant} changes keys it does not claim: {stray}"
@@ -65,8 +75,37 @@ def test_variant_changes_exactly_what_it_claims(default, variant):
 
 
 # The default recipe (`python -m gan.train` with no overrides), pinned: a change to it must be a
-# deliberate diff here and in docs/recipes.md's "The default recipe" figures.
+# deliberate diff here and in docs/recipes.md's "The default recipe" figures. The self-conditioned
+# GAN: the unconditional recipe's nets, data, loss and EMA, conditioned on 50 clusters of D's
+# features, lr 2e-4 for both nets.
 DEFAULT_RECIPE = {
+    "model.generator._target_": "gan.networks.dcgan.Generator",
+    "model.discriminator._target_": "gan.networks.dcgan.Discriminator",
+    "model.generator.width": 32,
+    "model.discriminator.width": 16,
+    "model.generator.norm": "batch",
+    "model.latent_dim": 100,
+    "model.conditional": "${trick_on:self_cond}",
+    "loss._target_": "gan.core.losses.BCE",
+    "loss.n_critic": 1,
+    "optim.generator._target_": "torch.optim.Adam",
+    "optim.lr_g": 2e-4,
+    "optim.lr_d": 2e-4,
+    "optim.betas": [0.4, 0.999],
+    "data._target_": "gan.data.images.MNIST",
+    "data.batch_size": 32,
+    "trainer.max_epochs": 4,
+    "tricks.ema._target_": "gan.tricks.ema.EMA",
+    "tricks.ema.decay": 0.99,
+    "tricks.self_cond._target_": "gan.tricks.self_conditioned.SelfConditioned",
+    "tricks.self_cond.clusters": 50,
+    "tricks.self_cond.recluster_every": 2000,
+    "tricks.self_cond.n_images": 10000,
+    "seed": 0,
+}
+
+# The unconditional recipe (the default before; every study's baseline), pinned the same way.
+UNCONDITIONAL_RECIPE = {
     "model.generator._target_": "gan.networks.dcgan.Generator",
     "model.discriminator._target_": "gan.networks.dcgan.Discriminator",
     "model.generator.width": 32,
@@ -91,7 +130,39 @@ DEFAULT_RECIPE = {
 
 def test_default_recipe_is_pinned(default):
     assert {k: default[k] for k in DEFAULT_RECIPE} == DEFAULT_RECIPE
-    assert {k.split(".")[1] for k in default if k.startswith("tricks.")} == {"ema"}
+    assert {k.split(".")[1] for k in default if k.startswith("tricks.")} == {"ema", "self_cond"}
+
+
+def test_the_unconditional_recipe_is_pinned(unconditional):
+    assert {k: unconditional[k] for k in UNCONDITIONAL_RECIPE} == UNCONDITIONAL_RECIPE
+    assert {k.split(".")[1] for k in unconditional if k.startswith("tricks.")} == {"ema"}
+
+
+def resolved(*overrides: str) -> dict:
+    """The parts of the composed config that decide training, interpolations resolved (the
+    callbacks' ${hydra:...} paths need a run)."""
+    cfg = compose("train", *overrides)
+    parts = ("data", "model", "optim", "loss", "tricks", "budget", "seed")
+    out = flat({k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
+                else cfg[k] for k in parts if k in cfg})
+    return {**out, "trainer.max_epochs": cfg.trainer.max_epochs}
+
+
+def test_the_default_is_the_measured_winner():
+    """The default trains exactly what the digits study measured as `+variant=self_cond_k50`
+    on the unconditional recipe (docs/digits/notes.md)."""
+    assert resolved() == resolved("recipe=unconditional", "+variant=self_cond_k50")
+
+
+@pytest.mark.parametrize("tricks", ["[ema]", "[]", "[ema,label_smoothing]"])
+def test_the_default_never_conditions_on_labels_without_its_trick(tricks):
+    """model.conditional follows tricks.self_cond: a tricks list without it trains an
+    unconditional GAN, not a cGAN on the data's labels."""
+    config = resolved(f"tricks={tricks}")
+    assert config["model.conditional"] is False
+    assert config["model.generator.conditional"] is config["model.discriminator.conditional"]
+    assert resolved("+variant=cgan")["model.conditional"] is True  # labels, asked for
+    assert "tricks.self_cond._target_" not in resolved("+variant=cgan")
 
 
 def test_study_sweeps_every_variant_over_three_seeds_at_one_budget(tmp_path):
@@ -107,22 +178,27 @@ def test_study_sweeps_every_variant_over_three_seeds_at_one_budget(tmp_path):
     assert list(params)[0] == "seed"    # seeds outermost: seed 0 of every variant comes first
     assert "job.num" not in cfg.hydra.sweep.subdir  # folders survive a longer variant list
     assert (cfg.budget.kind, cfg.budget.value) == ("time", 180)
+    assert cfg.optim.lr_g == 1.7e-3 and "self_cond" not in cfg.tricks  # the recipe it measured
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
     assert cfg.hydra.sweep.dir == "outputs/study/tutorial"  # fixed: a rerun skips or resumes jobs
 
 
+@pytest.mark.parametrize("recipe", ["default", "unconditional"])
 @pytest.mark.parametrize("loss", ["hinge", "lsgan"])
-def test_a_loss_option_changes_only_the_loss(default, loss):
-    """A loss sweep is not an optimizer sweep: the recipe's TTUR Adam stays."""
-    config = composed(f"loss={loss}")
+def test_a_loss_option_changes_only_the_loss(recipe, loss):
+    """A loss sweep is not an optimizer sweep: the recipe's Adam stays."""
+    default = composed(f"recipe={recipe}")
+    config = composed(f"recipe={recipe}", f"loss={loss}")
     changed = sorted(k for k in set(default) | set(config) if default.get(k) != config.get(k))
     assert changed and all(under(k, "loss") for k in changed), changed
 
 
-def test_the_recipe_file_states_the_composed_default(default):
-    """conf/recipe/default.yaml names every option it picks and what each brings: its
+@pytest.mark.parametrize("recipe", ["default", "unconditional"])
+def test_the_recipe_file_states_the_composed_recipe(recipe):
+    """conf/recipe/<name>.yaml names every option it picks and what each brings: its
     statements must be the composed values, so the one file reads true."""
-    text = (Path(CONF_DIR) / "recipe" / "default.yaml").read_text()
+    default = resolved(f"recipe={recipe}")
+    text = (Path(CONF_DIR) / "recipe" / f"{recipe}.yaml").read_text()
     statement = re.compile(r"((?:data|model|optim|loss|tricks|trainer)(?:\.\w+)+): "
                            r"([^,(]+?)(?=,|\s\(|\s{2}|$)")
     stated = {key: yaml.safe_load(value) for line in text.splitlines() if line.startswith("#")

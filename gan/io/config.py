@@ -65,7 +65,17 @@ def short_dirname(overrides: str, _root_: DictConfig | None = None, limit: int =
     return f"{name[:limit]}~{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
+def trick_on(name: str, *, _root_: DictConfig) -> bool:
+    """`${trick_on:self_cond}`: whether `tricks.<name>` is in the composed config. The default
+    recipe conditions its nets on the self-conditioning trick's clusters this way, so a tricks
+    list without the trick trains an unconditional GAN, never one on the data's labels."""
+    tricks = OmegaConf.select(_root_, "tricks")
+    return bool(tricks is not None and name in tricks and tricks[name] is not None)
+
+
 # The `${short_dirname:...}` resolver of conf/hydra/default.yaml (job folder names): every
 # entry point composes through this module, so the resolver exists wherever a config does.
 if not OmegaConf.has_resolver("short_dirname"):
     OmegaConf.register_new_resolver("short_dirname", short_dirname)
+if not OmegaConf.has_resolver("trick_on"):
+    OmegaConf.register_new_resolver("trick_on", trick_on)

@@ -98,10 +98,12 @@ class SelfConditioned(Trick):
         if not (getattr(pl_module.generator, "conditional", False)
                 and getattr(discriminator, "conditional", False)):
             raise ValueError("tricks=[self_cond] conditions G and D on cluster ids: set "
-                             "model.conditional=true")
+                             "model.conditional=true (the default recipe sets it while the "
+                             "trick is on)")
         if not isinstance(getattr(discriminator, "features", None), nn.Module):
-            raise ValueError("tricks=[self_cond] clusters D's features: use a D with a `features` "
-                             "trunk (model=dcgan)")
+            raise ValueError("tricks=[self_cond] (the default recipe's) clusters D's features: "
+                             "use a D with a `features` trunk (model=dcgan), or train without "
+                             "it: recipe=unconditional, or a tricks list without self_cond")
         self.module = pl_module
         if getattr(pl_module, "cluster_encoder", None) is None:  # not again on fit after fit
             pl_module.cluster_encoder = encoder = self._frozen(discriminator)
