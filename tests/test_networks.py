@@ -142,8 +142,8 @@ def test_attention_sits_at_attn_res(img_shape):
 def trained(request, tmp_path_factory):
     """Two batches of conditional `arch` on FakeData; (run dir, initial weights, module)."""
     arch, out = request.param, tmp_path_factory.mktemp(request.param)
-    overrides = ["data=fake", "data.n=32", "data.batch_size=8", f"model={arch}",
-                 "model.conditional=true", "loss=hinge", "trainer.accelerator=cpu",
+    overrides = ["recipe=unconditional", "data=fake", "data.n=32", "data.batch_size=8",
+                 f"model={arch}", "model.conditional=true", "loss=hinge", "trainer.accelerator=cpu",
                  "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                  "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
                  "trainer.enable_model_summary=false", *SMALL[arch]]

@@ -1,6 +1,6 @@
 """Training speed side by side, in one process and on one device:
 
-    python -m gan.bench                                  # MLP (seed) and DCGAN (default recipe)
+    python -m gan.bench                                  # MLP (seed) and DCGAN (unconditional recipe)
     python -m gan.bench steps=50 repeats=1 devices=[cpu] # a quick look
     python -m gan.bench '+variants.unfused=["optim.fused=null"]'   # what one switch buys
     python -m gan.bench profile=true                     # where (c)'s extra host time goes
