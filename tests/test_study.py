@@ -78,53 +78,41 @@ def test_variant_changes_exactly_what_it_claims(unconditional, variant):
 # deliberate diff here and in docs/recipes.md's "The default recipe" figures. The self-conditioned
 # GAN: the unconditional recipe's nets, data, loss and EMA, conditioned on 50 clusters of D's
 # features, lr 2e-4 for both nets.
-DEFAULT_RECIPE = {
+# What both recipes share: the DCGAN nets and widths, BCE, Adam's betas, the data, 4 epochs, EMA.
+COMMON_RECIPE = {
     "model.generator._target_": "gan.networks.dcgan.Generator",
     "model.discriminator._target_": "gan.networks.dcgan.Discriminator",
     "model.generator.width": 32,
     "model.discriminator.width": 16,
     "model.generator.norm": "batch",
     "model.latent_dim": 100,
-    "model.conditional": "${trick_on:self_cond}",
     "loss._target_": "gan.core.losses.BCE",
     "loss.n_critic": 1,
     "optim.generator._target_": "torch.optim.Adam",
-    "optim.lr_g": 2e-4,
-    "optim.lr_d": 2e-4,
     "optim.betas": [0.4, 0.999],
     "data._target_": "gan.data.images.MNIST",
     "data.batch_size": 32,
     "trainer.max_epochs": 4,
     "tricks.ema._target_": "gan.tricks.ema.EMA",
     "tricks.ema.decay": 0.99,
+    "seed": 0,
+}
+DEFAULT_RECIPE = {
+    **COMMON_RECIPE,
+    "model.conditional": "${trick_on:self_cond}",
+    "optim.lr_g": 2e-4,
+    "optim.lr_d": 2e-4,
     "tricks.self_cond._target_": "gan.tricks.self_conditioned.SelfConditioned",
     "tricks.self_cond.clusters": 50,
     "tricks.self_cond.recluster_every": 2000,
     "tricks.self_cond.n_images": 10000,
-    "seed": 0,
 }
-
 # The unconditional recipe (the default before; every study's baseline), pinned the same way.
 UNCONDITIONAL_RECIPE = {
-    "model.generator._target_": "gan.networks.dcgan.Generator",
-    "model.discriminator._target_": "gan.networks.dcgan.Discriminator",
-    "model.generator.width": 32,
-    "model.discriminator.width": 16,
-    "model.generator.norm": "batch",
-    "model.latent_dim": 100,
+    **COMMON_RECIPE,
     "model.conditional": False,
-    "loss._target_": "gan.core.losses.BCE",
-    "loss.n_critic": 1,
-    "optim.generator._target_": "torch.optim.Adam",
     "optim.lr_g": 1.7e-3,
     "optim.lr_d": 7.0e-5,
-    "optim.betas": [0.4, 0.999],
-    "data._target_": "gan.data.images.MNIST",
-    "data.batch_size": 32,
-    "trainer.max_epochs": 4,
-    "tricks.ema._target_": "gan.tricks.ema.EMA",
-    "tricks.ema.decay": 0.99,
-    "seed": 0,
 }
 
 

@@ -22,7 +22,8 @@ def seeds(ms: list[dict]) -> str:
 def truncated(suffix: str, root: Path, kind: str = "truncation") -> list[dict]:
     """gan.evaluate of the k = 20 screen's seeds 0, 1, 2 with a post-hoc sampler."""
     names = ["variant_self_cond", "variant_self_cond_seed_1", "variant_self_cond_seed_2"]
-    return [m for n in names for m in runs(f"digits_screen_posthoc/{n}-sampler_{kind}{suffix}/metrics.json", root)]
+    return [m for n in names
+            for m in runs(f"digits_screen_posthoc/{n}-sampler_{kind}{suffix}/metrics.json", root)]
 
 
 def runs(pattern: str, root: Path) -> list[dict]:
@@ -35,10 +36,12 @@ def main(root: Path) -> None:
     base = runs("digits5/variant=baseline,seed=*/metrics.json", root)
     k20 = runs("digits_screen/variant=self_cond,*/metrics.json", root)
     rows = [  # label, seeds' metrics, paired with (the same checkpoints, plain sampling)
-        ("`self_cond_k50` (the new default)", runs("digits5/variant=self_cond_k50,*/metrics.json", root), None),
+        ("`self_cond_k50` (the new default)",
+         runs("digits5/variant=self_cond_k50,*/metrics.json", root), None),
         ("`self_cond` (k = 20)", k20, None),
         ("`self_cond_k50`, k = 100", runs("digits_k100/variant=*/metrics.json", root), None),
-        ("`self_cond_minibatch_std`", runs("digits_screen/variant=self_cond_minibatch_std,*/metrics.json", root), None),
+        ("`self_cond_minibatch_std`",
+         runs("digits_screen/variant=self_cond_minibatch_std,*/metrics.json", root), None),
         ("`top_k`", runs("digits_screen/variant=top_k,*/metrics.json", root), None),
         ("`minibatch_std`", runs("digits_screen/variant=minibatch_std,*/metrics.json", root), None),
         ("old default + DRS", runs("digits5_drs/variant=baseline,*/metrics.json", root), base),
@@ -64,7 +67,7 @@ def main(root: Path) -> None:
           f"{seeds(base)} | – | – | – | baseline | "
           f"{fmt(base, 'precision')} | {fmt(base, 'coverage')} | "
           f"{100 * st.mean(r['min_class_share'] for r in base):.1f} % |")
-    for (label, ms, ref), t, p in zip(rows, tests, adjusted):
+    for (label, ms, _), t, p in zip(rows, tests, adjusted):
         verdict = ("can't tell (1 seed: no test)" if len(ms) < 2 else
                    "better" if p < 0.05 and t.diff < 0 else "worse" if p < 0.05 else "can't tell")
         delta = (f"{t.diff:+.1f} [{t.low:+.1f}, {t.high:+.1f}] | {t.test} | {p:.2g}"
