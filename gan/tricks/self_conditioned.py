@@ -79,7 +79,7 @@ class SelfConditioned(Trick):
     on `clusters` k-means clusters of D's features of `n_images` real training images,
     reclustered every `recluster_every` D steps."""
 
-    def __init__(self, clusters: int = 20, recluster_every: int = 2000, n_images: int = 10000,
+    def __init__(self, clusters: int = 50, recluster_every: int = 2000, n_images: int = 10000,
                  iters: int = 20, seed: int = 0):
         if clusters < 2 or recluster_every < 1 or n_images < clusters or iters < 1:
             raise ValueError(f"tricks.self_cond needs clusters >= 2, recluster_every >= 1, "
