@@ -160,6 +160,90 @@ def test_a_trial_that_cannot_start_fails_alone(tmp_path):
     assert "FAIL" in (tmp_path / "optimization_results.yaml").read_text()
 
 
+def test_a_dead_workers_trial_is_failed_and_its_knobs_asked_again(tmp_path):
+    """A RUNNING trial whose heartbeat stopped (its worker was killed) is failed with a note
+    and its knobs queued; a live one (fresh heartbeat) and a finished one are left alone."""
+    from gan.sweeps.stale import HEARTBEAT, RETRY_OF, retry_stale
+
+    study = optuna.create_study(study_name="s", storage=open_storage(storage_url(None, tmp_path)))
+    dead, live = study.ask(), study.ask()
+    for trial in (dead, live):
+        trial.suggest_float("optim.lr_g", 1e-4, 1e-2, log=True)
+    dead_lr = dead.params["optim.lr_g"]
+    now = 10_000.0 + dead.datetime_start.timestamp()
+    dead.set_user_attr(HEARTBEAT, now - 601)
+    live.set_user_attr(HEARTBEAT, now - 30)
+    done = study.ask()
+    study.tell(done, 1.0)
+    assert retry_stale(study, None, now=now) == []          # stale_after=null: never
+    assert retry_stale(study, 600, now=now) == [dead.number]
+    trials = load_study(storage_url(None, tmp_path), "s").get_trials()
+    assert trials[dead.number].state == TrialState.FAIL
+    assert trials[dead.number].user_attrs["outcome"].startswith("stale: no heartbeat for 601 s")
+    assert trials[live.number].state == TrialState.RUNNING
+    retry = [t for t in trials if t.user_attrs.get(RETRY_OF) == dead.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING
+    asked = study.ask()  # the next ask of any worker measures the dead trial's knobs
+    assert asked.number == retry[0].number
+    assert asked.suggest_float("optim.lr_g", 1e-4, 1e-2, log=True) == dead_lr
+    study.tell(asked, 2.0)
+    # a trial from before heartbeats counts from its start; nothing is retried twice
+    old = study.ask()
+    assert retry_stale(study, 600, now=now) == [old.number]
+    assert retry_stale(study, 600, now=now) == []
+    assert sum(t.user_attrs.get(RETRY_OF) == dead.number for t in study.get_trials()) == 1
+
+
+def test_the_heartbeat_stamps_while_the_round_runs_and_stops_after(tmp_path):
+    import time
+
+    from gan.sweeps.stale import HEARTBEAT, Heartbeat
+
+    study = optuna.create_study(study_name="s", storage=open_storage(storage_url(None, tmp_path)))
+    trial = study.ask()
+    with Heartbeat([trial], interval=0.05):
+        first = load_study(storage_url(None, tmp_path), "s").trials[0].user_attrs[HEARTBEAT]
+        time.sleep(0.3)
+        later = load_study(storage_url(None, tmp_path), "s").trials[0].user_attrs[HEARTBEAT]
+    assert later > first  # stamped on entry, then again from the thread
+    time.sleep(0.2)
+    assert load_study(storage_url(None, tmp_path), "s").trials[0].user_attrs[HEARTBEAT] == later
+    with Heartbeat([trial], interval=None):  # stale_after=null: no thread, no stamp
+        pass
+    assert study.trials[0].user_attrs[HEARTBEAT] == later
+
+
+def test_a_resumed_search_retries_what_the_killed_one_left_running(tmp_path):
+    """The same command again, after a worker died mid-round: the dead trial is failed and
+    measured again under a new number before the search asks new knobs."""
+    from omegaconf import OmegaConf
+
+    from gan.sweeps.optuna_sweep import Search
+    from gan.sweeps.stale import HEARTBEAT, RETRY_OF
+
+    class Launcher:
+        def launch(self, jobs, initial_job_idx):
+            return [type("Return", (), {"return_value": 1.0})() for _ in jobs]
+
+    def search(n_trials):
+        sampler = OmegaConf.create({"_target_": "optuna.samplers.RandomSampler", "seed": 0})
+        return Search(storage=storage_url(None, tmp_path), study_name="s", direction="minimize",
+                      n_trials=n_trials, n_jobs=1, sampler=sampler, pruner=None,
+                      params={"optim.lr_g": "interval(1e-4, 1e-2)"}, stale_after=60)
+
+    study = search(1).create_study()
+    killed = study.ask()  # what a worker asked before it was killed
+    lr = killed.suggest_float("optim.lr_g", 1e-4, 1e-2)
+    killed.set_user_attr(HEARTBEAT, 0.0)
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    trials = search(2).run(Launcher(), [], cfg).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE,
+                                         TrialState.COMPLETE]
+    assert trials[1].user_attrs[RETRY_OF] == 0 and trials[1].params["optim.lr_g"] == lr
+    assert trials[2].params["optim.lr_g"] != lr
+    assert "stale_after" in (REPO / "hydra_plugins/gan_optuna_sweeper/config.py").read_text()
+
+
 def curve_row(path, value):
     new = not path.is_file()
     with path.open("a") as f:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.io.config import build
 from gan.sweeps.space import parse_space
+from gan.sweeps.stale import Heartbeat, retry_stale
 from gan.sweeps.storage import open_storage
 from gan.sweeps.trials import job_overrides, seed_result, trial_outcome
 
@@ -42,7 +43,15 @@ class Search:
     statistic: str = "mean"
     max_trials: int | None = None     # the study's total: stop asking once it holds that many
     conditional: Any = None           # callable(config, trial): knobs asked after the flat space
+    # seconds without a heartbeat after which a RUNNING trial's worker is taken for dead
+    # (gan/sweeps/stale.py); None: never
+    stale_after: float | None = 600.0
     counts: collections.Counter = field(default_factory=collections.Counter)
+
+    def __post_init__(self):
+        if self.stale_after is not None and not self.stale_after > 0:
+            raise ValueError(f"hydra.sweeper.stale_after must be seconds > 0 or null, got "
+                             f"{self.stale_after}")
 
     def create_study(self) -> optuna.Study:
         return optuna.create_study(
@@ -74,6 +83,16 @@ class Search:
             left = min(left, self.max_trials - len(study.get_trials(deepcopy=False)))
         return max(0, min(self.n_jobs, left))
 
+    def _retried(self, study: optuna.Study, done: int) -> int:
+        """`_room`, after dead workers' trials are failed and queued again: a resumed search
+        (or any worker's next round) measures what a killed one left unfinished."""
+        retry_stale(study, self.stale_after)
+        return self._room(study, done)
+
+    def heartbeat_interval(self) -> float | None:
+        # a few beats per `stale_after`, so one late stamp never makes a live trial stale
+        return None if self.stale_after is None else min(60.0, self.stale_after / 4)
+
     def run(self, launcher, arguments: list[str], config: DictConfig) -> optuna.Study:
         space, fixed = parse_space(self.params, arguments)
         self.first_seed = int(fixed.pop("seed", self.first_seed))
@@ -82,7 +101,7 @@ class Search:
                  self.study_name, self.storage, len(study.trials), self.n_trials, self.n_jobs,
                  self.seeds)
         done, job_idx = 0, 0
-        while (batch := self._room(study, done)) > 0:
+        while (batch := self._retried(study, done)) > 0:
             asked = [self.ask(study, space, fixed, config) for _ in range(batch)]
             returns = self.launch(launcher, asked, job_idx)
             job_idx += len(returns)
@@ -100,7 +119,8 @@ class Search:
         gets no return (seed_result: failed)."""
         jobs = [job for _, trial_jobs in asked for job in trial_jobs]
         try:
-            return list(launcher.launch(jobs, initial_job_idx=job_idx))
+            with Heartbeat([trial for trial, _ in asked], self.heartbeat_interval()):
+                return list(launcher.launch(jobs, initial_job_idx=job_idx))
         except Exception as err:  # noqa: BLE001 (Hydra's composition errors vary)
             if len(asked) == 1:
                 first = (str(err).strip().splitlines() or [""])[0]

@@ -73,6 +73,9 @@ class GanOptunaSweeperConf:
     n_trials: int = 20             # trials this command runs (each worker runs its own n_trials)
     n_jobs: int = 1                # trials launched together per round (a parallel launcher)
     max_trials: Any = None         # stop asking once the study holds this many trials
+    # A RUNNING trial with no heartbeat for this many seconds lost its worker (killed, node
+    # gone): it is failed and its knobs queued again (gan/sweeps/stale.py). null: never.
+    stale_after: Any = 600
     params: Any = None             # the search space: key: choice(...) | interval(...) | ...
     # "module.function": called per trial with (config, trial) after the flat space, to ask
     # knobs that exist only for some values of others (gan.sweeps.search.trick_knobs).

@@ -17,9 +17,11 @@ from hydra_plugins.gan_optuna_sweeper import config as _config  # noqa: F401
 class GanOptunaSweeper(Sweeper):
     def __init__(self, sampler: Any, pruner: Any, direction: str, storage: str | None,
                  study_name: str, n_trials: int, n_jobs: int, max_trials: int | None,
-                 params: DictConfig | None, custom_search_space: str | None) -> None:
+                 stale_after: float | None, params: DictConfig | None,
+                 custom_search_space: str | None) -> None:
         self.settings = dict(sampler=sampler, pruner=pruner, direction=direction,
                              n_trials=n_trials, n_jobs=n_jobs, max_trials=max_trials,
+                             stale_after=None if stale_after is None else float(stale_after),
                              study_name=study_name)
         self.storage = storage
         self.params = OmegaConf.to_container(params) if params else None
