@@ -39,6 +39,16 @@ TINY_DCGAN = ["model=dcgan", "model.latent_dim=8", "model.generator.width=4",
               "model.discriminator.width=4", "trainer.limit_train_batches=2"]
 
 
+def pytest_configure(config):
+    # Under pytest-xdist each worker takes its share of the cores: N workers with a thread per
+    # core each would thrash OpenMP (gan/runs/resources.py measured it for parallel sweep jobs).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def compose(name: str, *overrides: str) -> DictConfig:
     """The one compose helper: conf/<name>.yaml with `overrides`, no run dir."""
     cfg = compose_config(name, list(overrides))
