@@ -7,6 +7,10 @@ must not use BatchNorm: the penalty is per sample and BatchNorm couples the samp
 `minibatch_std=G`: D appends the minibatch standard-deviation channel (Karras et al. 2018) over
 groups of G images to its last features.
 
+`prior_components=N`: G draws its noise from a learned mixture of N Gaussians (DeLiGAN,
+Gurumurthy et al. 2017; gan/networks/mixture_prior.py), a deterministic map of z ~ N(0, I)
+applied before anything else reads z; `prior_sigma` is the components' initial std.
+
 `conditional=True`: G reads z concatenated with a label embedding; D becomes a projection
 discriminator (Miyato & Koyama 2018) on its flattened features.
 """
@@ -19,11 +23,13 @@ from torch import nn
 from gan.networks.conditional import LabelConcat, Projection, class_count
 from gan.networks.layers import norm_layer, num_upsamplings
 from gan.networks.minibatch_std import MinibatchStd
+from gan.networks.mixture_prior import mixture_prior
 
 
 class Generator(nn.Module):
     def __init__(self, img_shape, latent_dim: int = 100, width: int = 64, norm: str = "batch",
-                 num_classes: int = 0, conditional: bool = False, embed_dim: int = 16):
+                 num_classes: int = 0, conditional: bool = False, embed_dim: int = 16,
+                 prior_components: int = 0, prior_sigma: float = 0.2):
         super().__init__()
         channels, height, _ = img_shape
         self.img_shape, self.latent_dim = tuple(img_shape), latent_dim
@@ -47,8 +53,11 @@ class Generator(nn.Module):
         layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.label_concat = LabelConcat(classes, embed_dim) if classes else None
+        # Built last: the other layers draw the same initial weights with the prior as without
+        self.prior = mixture_prior(latent_dim, prior_components, prior_sigma)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.prior(z)  # the mixture sample for this z (the identity without the option)
         if self.label_concat is not None:
             z = self.label_concat(z, labels)  # (B, latent_dim + embed_dim)
         return self.net(self.project(z))  # (B, C, H, W)

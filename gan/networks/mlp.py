@@ -2,6 +2,9 @@
 
 `conditional=True` makes it a cGAN (Mirza & Osindero 2014): a learned label embedding is
 concatenated to z in G and to the flattened image in D. Unconditional, it is the tutorial's net.
+
+`prior_components=N` (G): z passes a learned mixture of N Gaussians first (DeLiGAN;
+gan/networks/mixture_prior.py).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import torch
 from torch import nn
 
 from gan.networks.conditional import LabelConcat, class_count
+from gan.networks.mixture_prior import mixture_prior
 
 
 class Generator(nn.Module):
     def __init__(self, img_shape, latent_dim: int = 100, hidden=(256, 512, 1024),
-                 num_classes: int = 0, conditional: bool = False, embed_dim: int = 16):
+                 num_classes: int = 0, conditional: bool = False, embed_dim: int = 16,
+                 prior_components: int = 0, prior_sigma: float = 0.2):
         super().__init__()
         self.img_shape, self.latent_dim = tuple(img_shape), latent_dim
         self.conditional = conditional
@@ -28,8 +33,11 @@ class Generator(nn.Module):
         layers += [nn.Linear(width, math.prod(self.img_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.label_concat = LabelConcat(classes, embed_dim) if classes else None
+        # Built last: the other layers draw the same initial weights with the prior as without
+        self.prior = mixture_prior(latent_dim, prior_components, prior_sigma)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.prior(z)  # the mixture sample for this z (the identity without the option)
         if self.label_concat is not None:
             z = self.label_concat(z, labels)  # (B, latent_dim + embed_dim)
         return self.net(z).view(-1, *self.img_shape)  # (B, C, H, W)

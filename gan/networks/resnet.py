@@ -9,6 +9,9 @@ nets); `blocks` residual blocks per resolution, the first of each stage resample
 2018). SNGAN's D has no normalisation because spectral norm keeps it in check; `norm` is there
 for losses that ask for one (wgan_gp sets critic_norm: layer).
 
+`prior_components=N` (G): z passes a learned mixture of N Gaussians first (DeLiGAN;
+gan/networks/mixture_prior.py).
+
 Each net lists in `resolutions` the feature-map size after each of its blocks, so a subclass can
 insert blocks at a resolution (gan/networks/sagan.py adds self-attention that way).
 """
@@ -23,6 +26,7 @@ from torch import nn
 
 from gan.networks.conditional import ConditionalBatchNorm2d, Projection, class_count
 from gan.networks.layers import norm_layer, num_upsamplings
+from gan.networks.mixture_prior import mixture_prior
 
 
 def conv(c_in: int, c_out: int, kernel: int, gain: float = 1.0) -> nn.Conv2d:
@@ -83,7 +87,8 @@ class DBlock(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, img_shape, latent_dim: int = 128, width: int = 128, blocks: int = 1,
-                 num_classes: int = 0, conditional: bool = False):
+                 num_classes: int = 0, conditional: bool = False, prior_components: int = 0,
+                 prior_sigma: float = 0.2):
         super().__init__()
         channels, size, _ = img_shape
         if blocks < 1:
@@ -102,8 +107,11 @@ class Generator(nn.Module):
         # SNGAN's last BatchNorm is unconditional: the class has entered through every block.
         self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), conv(width, channels, 3),
                                  nn.Tanh())
+        # Built last: the other layers draw the same initial weights with the prior as without
+        self.prior = mixture_prior(latent_dim, prior_components, prior_sigma)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.prior(z)  # the mixture sample for this z (the identity without the option)
         h = self.project(z).view(-1, self.width, self.base, self.base)  # (B, width, base, base)
         for block in self.blocks:
             h = block(h, labels)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gan.networks import resnet
+from gan.networks.mixture_prior import mixture_prior
 
 
 class SelfAttention(nn.Module):
@@ -57,9 +58,12 @@ def insert_attention(net: nn.Module, attn_res: int | None, size: int, channels: 
 
 class Generator(resnet.Generator):
     def __init__(self, img_shape, latent_dim: int = 128, width: int = 128, blocks: int = 1,
-                 attn_res: int | None = None, num_classes: int = 0, conditional: bool = False):
+                 attn_res: int | None = None, num_classes: int = 0, conditional: bool = False,
+                 prior_components: int = 0, prior_sigma: float = 0.2):
         super().__init__(img_shape, latent_dim, width, blocks, num_classes, conditional)
         insert_attention(self, attn_res, img_shape[1], width)
+        # after the attention block, as resnet's G builds it last: the other weights start alike
+        self.prior = mixture_prior(latent_dim, prior_components, prior_sigma)
 
 
 class Discriminator(resnet.Discriminator):
