@@ -171,10 +171,13 @@ class GAN(L.LightningModule):
         self.guard.check()
 
     def configure_optimizers(self):
-        # G's optimizer also trains the tricks' own G-side weights (InfoGAN's code predictor).
+        # Each optimizer also trains the tricks' own weights on its side (InfoGAN's Q head on
+        # D's trunk is D's): G's step freezes all of opt_d's, so those take no gradient there.
         g_params = [*self.generator.parameters(),
                     *(p for trick in self.tricks for p in trick.g_parameters())]
-        return (self.optimizer_g(g_params), self.optimizer_d(self.discriminator.parameters()))
+        d_params = [*self.discriminator.parameters(),
+                    *(p for trick in self.tricks for p in trick.d_parameters())]
+        return self.optimizer_g(g_params), self.optimizer_d(d_params)
 
     # ---- sampling ---------------------------------------------------------------------------
 

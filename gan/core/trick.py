@@ -15,6 +15,8 @@ folds over. Each hook is the identity (or nothing) here; a trick overrides the o
   keeps the ones D rates most real).
 - `g_penalty(fake, labels, step)`: a term added to G's loss (`labels`: what G was given).
 - `g_parameters()`: weights of the trick's own that G's optimizer trains with G.
+- `d_parameters()`: weights of the trick's own that D's optimizer trains with D (and that are
+  frozen with D's in G's step, e.g. InfoGAN's Q head on D's trunk).
 - `sampling_generator(generator)`: the generator grids, generation and metrics use.
 
 `step` counts D updates in the D hooks and G updates in `g_scores` and `g_penalty`. Adding a
@@ -56,6 +58,9 @@ class Trick(L.Callback):
         return 0.0
 
     def g_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def d_parameters(self) -> list[nn.Parameter]:
         return []
 
     def sampling_generator(self, generator: torch.nn.Module) -> torch.nn.Module:

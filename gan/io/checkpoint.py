@@ -30,7 +30,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from gan.io.errors import UsageError
 from gan.io.files import atomic_write, sniff
-from gan.io.legacy import upgrade
+from gan.io.legacy import RETIRED, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,20 @@ def mismatch_error(path, key: str, saved_config: dict, config: dict, errors: lis
         f"(its run dir's .hydra/config.yaml){hint} or change {key}=.")
 
 
+def refuse_retired(state_dict: dict, path, key: str = "ckpt_path") -> None:
+    """Refuse, in one line, a checkpoint that holds weights of a design that is gone
+    (gan/io/legacy.py RETIRED): a key-by-key mismatch would not say why. Its generator is a
+    plain generator, so sampling from it (Sampler) still works and does not come here."""
+    for prefix, what in RETIRED.items():
+        if any(k.startswith(prefix) for k in state_dict):
+            raise CheckpointError(
+                f"{key}={path} holds {what}: it cannot resume or train on with today's code; "
+                f"start a new run (gan.generate ckpt_path={path} still draws from its generator)")
+
+
 def check_fits(ckpt: dict, target: dict, config: dict, path, key: str = "ckpt_path") -> None:
     """Refuse a checkpoint whose weights do not fit `target` (a module's state_dict)."""
+    refuse_retired(ckpt["state_dict"], path, key)
     errors = shape_errors("", ckpt["state_dict"], target)
     if errors:
         raise mismatch_error(path, key, ckpt["hyper_parameters"]["config"], config,

@@ -1,6 +1,7 @@
-"""Class paths from before the layered packages (2026-12-02), for configs stored in older
-checkpoints and run folders: `load_checkpoint`, the dataset registry and the report read
-them through `current_target`."""
+"""What older checkpoints and run folders hold that today's code names otherwise or no longer has:
+class paths from before the layered packages (2026-12-02), for their stored configs
+(`load_checkpoint`, the dataset registry and the report read them through `current_target`), and
+weights of designs that are gone (`RETIRED`, refused by gan.io.checkpoint.refuse_retired)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,6 @@ MOVED = {
     "gan.losses.Wasserstein": "gan.core.losses.Wasserstein",
     "gan.metrics._Precomputed": "gan.metrics.scores._Precomputed",
     "gan.module.GAN": "gan.core.module.GAN",
-    "gan.mutual_information.CodePredictor": "gan.tricks.info.CodePredictor",
     "gan.mutual_information.InfoGAN": "gan.tricks.info.InfoGAN",
     "gan.preprocess.Steps": "gan.sampling.preprocess.Steps",
     "gan.projection.Distance": "gan.sampling.projection.Distance",
@@ -72,6 +72,14 @@ MOVED = {
     "gan.tricks.InstanceNoise": "gan.tricks.instance_noise.InstanceNoise",
     "gan.tricks.LabelSmoothing": "gan.tricks.label_smoothing.LabelSmoothing",
     "gan.tricks.Trick": "gan.core.trick.Trick",
+}
+
+# State-dict prefixes of designs that are gone, and what they were: a checkpoint holding them is
+# refused in one line before its weights could load into (or be fitted against) today's module.
+RETIRED = {
+    "code_predictor.": "tricks=[info]'s separate Q net (code_predictor.*, trained by G's "
+                       "optimizer), the InfoGAN design before Q became a head on D's trunk "
+                       "(2026-12-02)",
 }
 
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.core.module import GAN
 from gan.io.artefacts import metric_value, read_metrics, run_verdict, update_status
-from gan.io.checkpoint import AtomicCheckpointIO, load_checkpoint
+from gan.io.checkpoint import AtomicCheckpointIO, load_checkpoint, refuse_retired
 from gan.io.config import build
 from gan.io.errors import usage_error
 from gan.metrics.callback import final_metrics
@@ -124,7 +124,9 @@ def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Train
                  cfg.model.discriminator.get("norm", "n/a"))
     resumable = Resumable(cfg.get("save_every_n_batches"))  # signals, RNG, status: always on
     if cfg.ckpt_path is not None:  # a resume goes on with the config it was trained with
-        saved = load_checkpoint(cfg.ckpt_path)["hyper_parameters"]["config"]
+        ckpt = load_checkpoint(cfg.ckpt_path)
+        refuse_retired(ckpt["state_dict"], cfg.ckpt_path)  # before its config's differences
+        saved = ckpt["hyper_parameters"]["config"]
         roles = check_resume(saved, cfg)
         extra = extra + ([ApplyOptimizerSettings(cfg, roles)] if roles else [])
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
