@@ -188,6 +188,23 @@ def test_resume_refuses_a_changed_training_key(ckpt, tmp_path):
     assert "optim.lr_g=0.0017 (checkpoint) vs 0.01 (this run)" in text and "\n" not in text
     assert "data.batch_size=16 (checkpoint) vs 8 (this run)" in text
     assert "resume.allow=" in text
+    assert "recipe=unconditional" not in text  # the hint only where it is the cause
+
+
+def test_a_run_of_the_old_default_resumes_with_the_recipe_named():
+    """A checkpoint trained before the self-conditioned default, resumed by the bare command:
+    the refusal names the recipe that brings its config back."""
+    from omegaconf import OmegaConf
+
+    from gan.runs.resume_config import check_resume
+
+    old = compose_train(TINY, "/nonexistent")  # TINY trains recipe=unconditional
+    bare = [o for o in TINY if o != "recipe=unconditional"]
+    cfg = compose_train([*bare, "ckpt_path=old.ckpt"], "/nonexistent")
+    with pytest.raises(CheckpointError, match="resume it with recipe=unconditional"):
+        check_resume(OmegaConf.to_container(old, resolve=True), cfg)
+    same = compose_train([*TINY, "ckpt_path=old.ckpt"], "/nonexistent")
+    assert check_resume(OmegaConf.to_container(old, resolve=True), same) == set()
 
 
 def test_resume_applies_allowed_keys_to_the_optimizer(ckpt, tmp_path, caplog):

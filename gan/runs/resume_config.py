@@ -87,6 +87,17 @@ def compare(saved: Mapping, cfg: DictConfig) -> tuple[list[str], list[str], set[
     return refused, applied, roles
 
 
+def recipe_hint(refused: list[str]) -> str:
+    """The likeliest cause, where one recipe explains the differences: a run from before the
+    self-conditioned default (2026-12-02) has no `tricks.self_cond`; it resumes with the
+    recipe it was trained with."""
+    if any(line.startswith("tricks.self_cond.") and "=<absent> (checkpoint)" in line
+           for line in refused):
+        return (" It was trained without self-conditioning, as the default before 2026-12-02 "
+                "was: resume it with recipe=unconditional.")
+    return ""
+
+
 def check_resume(saved: Mapping, cfg: DictConfig) -> set[str]:
     """Refuse a resume whose config differs from the checkpoint's in a deciding key; log what
     it changes on purpose; return the optimizer roles whose settings must be re-applied."""
@@ -99,7 +110,7 @@ def check_resume(saved: Mapping, cfg: DictConfig) -> set[str]:
             f"ckpt_path={cfg.ckpt_path} was trained with another {what}: "
             f"{'; '.join(refused[:6])}{more}. A resume goes on with the checkpoint's settings: "
             f"run with them (its run dir's .hydra/config.yaml), or name the keys you change on "
-            f"purpose in resume.allow=[...]")
+            f"purpose in resume.allow=[...].{recipe_hint(refused)}")
     for line in applied:
         log.info("resume changes %s", line)
     return roles
