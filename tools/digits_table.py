@@ -12,7 +12,7 @@ import statistics as st
 import sys
 from pathlib import Path
 
-from gan.sweeps.stats import holm, paired, welch
+from gan.sweeps.stats import holm, paired, t_interval, welch
 
 
 def seeds(ms: list[dict]) -> str:
@@ -67,14 +67,21 @@ def main(root: Path) -> None:
     tests = [paired([r["fid"] for r in ms], [r["fid"] for r in ref]) if ref else
              welch([r["fid"] for r in ms], [r["fid"] for r in base]) for _, ms, ref in rows]
     adjusted = holm([t.p for t in tests])
-    print("| technique | seeds | FID mean | FID per seed | Δ FID [95 %] | test | Holm p | verdict |"
+    print("| technique | seeds | FID mean [95 % t] | FID per seed | Δ FID [95 %] | test | Holm p | verdict |"
           " precision | coverage | rarest class |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
 
     def fmt(ms: list[dict], key: str) -> str:
         return f"{st.mean(r[key] for r in ms):.2f}"
 
-    print(f"| old default (`recipe=unconditional`) | {len(base)} | {fmt(base, 'fid')} | "
+    def fid(ms: list[dict]) -> str:
+        values = [r["fid"] for r in ms]
+        if len(values) < 2:
+            return f"{values[0]:.1f}"
+        mean, half = t_interval(values)
+        return f"{mean:.1f} [{mean - half:.1f}, {mean + half:.1f}]"
+
+    print(f"| old default (`recipe=unconditional`) | {len(base)} | {fid(base)} | "
           f"{seeds(base)} | – | – | – | baseline | "
           f"{fmt(base, 'precision')} | {fmt(base, 'coverage')} | "
           f"{100 * st.mean(r['min_class_share'] for r in base):.1f} % |")
@@ -83,9 +90,17 @@ def main(root: Path) -> None:
                    "better" if p < 0.05 and t.diff < 0 else "worse" if p < 0.05 else "can't tell")
         delta = (f"{t.diff:+.1f} [{t.low:+.1f}, {t.high:+.1f}] | {t.test} | {p:.2g}"
                  if len(ms) > 1 else "– | – | –")
-        print(f"| {label} | {len(ms)} | {fmt(ms, 'fid')} | {seeds(ms)} | {delta} | {verdict} | "
+        print(f"| {label} | {len(ms)} | {fid(ms)} | {seeds(ms)} | {delta} | {verdict} | "
               f"{fmt(ms, 'precision')} | {fmt(ms, 'coverage')} | "
               f"{100 * st.mean(r['min_class_share'] for r in ms):.1f} % |")
+
+
+    # A run that failed or diverged writes no metrics.json: name every such folder, so a
+    # technique's failures are counted, not dropped.
+    missing = [p.relative_to(root) for sweep in ("digits5", "digits_screen", "digits_k100")
+               for p in sorted((root / sweep).glob("variant=*")) if not (p / "metrics.json").is_file()]
+    print(f"\nRun folders without metrics.json (failed, diverged or still running): "
+          f"{', '.join(map(str, missing)) or 'none'}")
 
 
 if __name__ == "__main__":
