@@ -27,9 +27,16 @@ def truncated(suffix: str, root: Path, kind: str = "truncation") -> list[dict]:
 
 
 def runs(pattern: str, root: Path) -> list[dict]:
-    # the first screen's files predate metrics.json schema 2 (keys "val/fid", ...)
-    return [{k.removeprefix("val/"): v for k, v in json.loads(p.read_text())["metrics"].items()}
-            for p in sorted(root.glob(pattern))]
+    """Each run's final metrics, and `diverged`: whether the run's status.json says it
+    diverged or failed (the guard's verdict: FID over guard.max_fid, or too few classes)."""
+    out = []
+    for p in sorted(root.glob(pattern)):
+        # the first screen's files predate metrics.json schema 2 (keys "val/fid", ...)
+        metrics = {k.removeprefix("val/"): v for k, v in json.loads(p.read_text())["metrics"].items()}
+        status = p.parent / "status.json"
+        state = json.loads(status.read_text()).get("status") if status.is_file() else "done"
+        out.append({**metrics, "diverged": state in ("diverged", "failed")})
+    return out
 
 
 def main(root: Path) -> None:
@@ -86,7 +93,11 @@ def main(root: Path) -> None:
           f"{fmt(base, 'precision')} | {fmt(base, 'coverage')} | "
           f"{100 * st.mean(r['min_class_share'] for r in base):.1f} % |")
     for (label, ms, _), t, p in zip(rows, tests, adjusted):
-        verdict = ("can't tell (1 seed: no test)" if len(ms) < 2 else
+        failed = sum(r["diverged"] for r in ms)
+        # as gan.report ranks: the success rate first (a diverged seed is the worst outcome;
+        # no baseline seed diverged), the FID test only between techniques that never fail
+        verdict = (f"fails: {failed} of {len(ms)} seeds diverged" if failed else
+                   "can't tell (1 seed: no test)" if len(ms) < 2 else
                    "better" if p < 0.05 and t.diff < 0 else "worse" if p < 0.05 else "can't tell")
         delta = (f"{t.diff:+.1f} [{t.low:+.1f}, {t.high:+.1f}] | {t.test} | {p:.2g}"
                  if len(ms) > 1 else "– | – | –")

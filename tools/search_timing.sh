@@ -13,7 +13,7 @@ OUT=${1:-outputs/search_timing}
 N=${N:-4}   # trials per arm
 PY=${PYTHON:-python}
 mkdir -p "$OUT"
-TINY=(data=mnist model=mlp "model.generator.hidden=[128,256]" "model.discriminator.hidden=[256,128]"
+TINY=(recipe=unconditional data=mnist model=mlp "model.generator.hidden=[128,256]" "model.discriminator.hidden=[256,128]"
       budget=images budget.value=${IMAGES:-2000} callbacks.metrics.every_n_epochs=null
       callbacks.metrics.every_n_images=$(( ${IMAGES:-2000} / 4 )) callbacks.metrics.n=200 callbacks.metrics.n_final=500
       callbacks.samples=null callbacks.interpolation=null callbacks.periodic=null
