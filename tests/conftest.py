@@ -142,3 +142,34 @@ def run_main(monkeypatch, capfd):
         return code, out, err
 
     return run
+
+
+def export_and_run(ckpt, tmp_path, fmt: str):
+    """(exported, PyTorch) images of a checkpoint's sampling generator for 64 seeded z, the
+    export written as `fmt` (onnx, torchscript) from a batch of 2: a batch size it never saw.
+    Skips the ONNX case without the [export] extra."""
+    import importlib.util
+
+    import torch
+
+    from gan.sampling.export import (
+        example_inputs,
+        export_onnx,
+        export_torchscript,
+        run_exported,
+        wrap,
+    )
+    from gan.sampling.sampler import Sampler
+
+    if fmt == "onnx" and not all(importlib.util.find_spec(m) for m in
+                                 ("onnx", "onnxscript", "onnxruntime")):
+        pytest.skip("needs the [export] extra: pip install '.[export]' (onnx, onnxscript, "
+                    "onnxruntime)")
+    sampler = Sampler(ckpt)
+    model = wrap(sampler)
+    out = tmp_path / f"g.{fmt}"
+    (export_onnx if fmt == "onnx" else export_torchscript)(model, example_inputs(sampler, 2), out)
+    inputs = example_inputs(sampler, 64, seed=123)
+    with torch.no_grad():
+        expected = model(*inputs)
+    return run_exported(out, inputs), expected

@@ -5,7 +5,6 @@ generator exactly as it was when off. Synthetic data, tiny nets."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
@@ -18,10 +17,9 @@ from gan.io.errors import UsageError
 from gan.networks import dcgan, mlp, resnet, sagan
 from gan.networks.mixture_prior import MixturePrior
 from gan.runs.wiring import fit
-from gan.sampling.export import example_inputs, export_onnx, export_torchscript, run_exported, wrap
 from gan.sampling.sampler import Sampler
 from gan.tricks.mixture_prior import SigmaRegulariser
-from tests.conftest import FAST, REPO, TINY_DCGAN, compose_train, tiny_module
+from tests.conftest import FAST, REPO, TINY_DCGAN, compose_train, export_and_run, tiny_module
 
 GENERATORS = {
     "mlp": lambda **kw: mlp.Generator((1, 28, 28), latent_dim=8, hidden=(16,), **kw),
@@ -224,14 +222,5 @@ def test_a_run_trains_the_prior_and_gan_generate_rebuilds_it(trained):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_a_generator_with_the_prior_exports(trained, tmp_path, fmt):
-    if fmt == "onnx" and not all(importlib.util.find_spec(m) for m in
-                                 ("onnx", "onnxscript", "onnxruntime")):
-        pytest.skip("needs the [export] extra: pip install '.[export]'")
-    sampler = Sampler(trained[0] / "checkpoints" / "last.ckpt")
-    model = wrap(sampler)
-    out = tmp_path / f"g.{fmt}"
-    (export_onnx if fmt == "onnx" else export_torchscript)(model, example_inputs(sampler, 2), out)
-    inputs = example_inputs(sampler, 64, seed=123)  # a batch size the export never saw
-    with torch.no_grad():
-        expected = model(*inputs)
-    assert (run_exported(out, inputs) - expected).abs().max().item() <= 1e-4
+    got, expected = export_and_run(trained[0] / "checkpoints" / "last.ckpt", tmp_path, fmt)
+    assert (got - expected).abs().max().item() <= 1e-4

@@ -3,7 +3,6 @@ export (gan.export), on one conditional DCGAN that this module trains on real MN
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,13 +16,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from gan.data.images import MNIST, to_unit_range
 from gan.io.config import CONF_DIR
 from gan.metrics.classifier import load_classifier
-from gan.sampling.export import example_inputs, export_onnx, export_torchscript, run_exported, wrap
 from gan.sampling.preprocess import Steps, to_training_form
 from gan.sampling.projection import project, random_distance
 from gan.sampling.sampler import Sampler
 from gan.sampling.walks import slerp
 from gan.sampling.your_image import style_row
-from tests.conftest import REPO, data_root, needs_mnist, run_module
+from tests.conftest import REPO, data_root, export_and_run, needs_mnist, run_module
 
 # The quick projection settings these tests use (conf/project.yaml's defaults take ~3x longer).
 QUICK = dict(steps=60, explore_steps=20, restarts=1, top_classes=2)
@@ -266,25 +264,11 @@ def test_interpolation_png_and_tensorboard(mnist_cgan, tmp_path):
 # --------------------------------------------------------------------------- export
 
 
-def _has(*modules: str) -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in modules)
-
-
 @pytest.mark.slow  # trains a conditional GAN on real MNIST first (~30 s)
 @needs_mnist
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_exported_generator_matches_pytorch(mnist_cgan, tmp_path, fmt):
-    if fmt == "onnx" and not _has("onnx", "onnxscript", "onnxruntime"):
-        pytest.skip("needs the [export] extra: pip install '.[export]' (onnx, onnxscript, "
-                    "onnxruntime)")
-    sampler = Sampler(mnist_cgan / "checkpoints" / "last.ckpt")
-    model = wrap(sampler)
-    out = tmp_path / f"g.{fmt}"
-    (export_onnx if fmt == "onnx" else export_torchscript)(model, example_inputs(sampler, 2), out)
-    inputs = example_inputs(sampler, 64, seed=123)  # a batch size the export never saw
-    with torch.no_grad():
-        expected = model(*inputs)
-    got = run_exported(out, inputs)
+    got, expected = export_and_run(mnist_cgan / "checkpoints" / "last.ckpt", tmp_path, fmt)
     diff = (got - expected).abs().max().item()
     print(f"{fmt}: max |exported - PyTorch| on 64 seeded z = {diff:.3g}")
     assert got.shape == (64, 1, 28, 28)
