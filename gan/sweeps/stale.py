@@ -27,6 +27,8 @@ from collections.abc import Iterable
 import optuna
 from optuna.trial import TrialState
 
+from gan.sweeps.storage import trial_of
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT = "heartbeat"
@@ -56,7 +58,7 @@ def retry_stale(study: optuna.Study, stale_after: float | None,
             continue
         note = f"stale: no heartbeat for {silent:.0f} s (its worker died); knobs queued again"
         try:
-            study._storage.set_trial_user_attr(trial._trial_id, "outcome", note)
+            trial_of(study, trial.number).set_user_attr("outcome", note)
             study.tell(trial.number, state=TrialState.FAIL)
         except RuntimeError:  # another worker failed it first: its retry is queued already
             continue
