@@ -12,6 +12,7 @@ import statistics as st
 import sys
 from pathlib import Path
 
+from gan.io.artefacts import run_verdict
 from gan.sweeps.stats import holm, paired, t_interval, welch
 
 
@@ -33,9 +34,9 @@ def runs(pattern: str, root: Path) -> list[dict]:
     for p in sorted(root.glob(pattern)):
         # the first screen's files predate metrics.json schema 2 (keys "val/fid", ...)
         metrics = {k.removeprefix("val/"): v for k, v in json.loads(p.read_text())["metrics"].items()}
-        status = p.parent / "status.json"
-        state = json.loads(status.read_text()).get("status") if status.is_file() else "done"
-        out.append({**metrics, "diverged": state in ("diverged", "failed")})
+        # the one rule the sweep index and gan.report share for how a run ended
+        out.append({**metrics, "diverged": run_verdict(p.parent) in ("diverged", "failed",
+                                                                     "unreadable")})
     return out
 
 
