@@ -33,7 +33,8 @@ def runs(pattern: str, root: Path) -> list[dict]:
     out = []
     for p in sorted(root.glob(pattern)):
         # the first screen's files predate metrics.json schema 2 (keys "val/fid", ...)
-        metrics = {k.removeprefix("val/"): v for k, v in json.loads(p.read_text())["metrics"].items()}
+        stored = json.loads(p.read_text())["metrics"]
+        metrics = {k.removeprefix("val/"): v for k, v in stored.items()}
         # the one rule the sweep index and gan.report share for how a run ended
         out.append({**metrics, "diverged": run_verdict(p.parent) in ("diverged", "failed",
                                                                      "unreadable")})
@@ -75,7 +76,8 @@ def main(root: Path) -> None:
     tests = [paired([r["fid"] for r in ms], [r["fid"] for r in ref]) if ref else
              welch([r["fid"] for r in ms], [r["fid"] for r in base]) for _, ms, ref in rows]
     adjusted = holm([t.p for t in tests])
-    print("| technique | seeds | FID mean [95 % t] | FID per seed | Δ FID [95 %] | test | Holm p | verdict |"
+    print("| technique | seeds | FID mean [95 % t] | FID per seed | Δ FID [95 %] | test | Holm p "
+          "| verdict |"
           " precision | coverage | rarest class |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
 
@@ -110,7 +112,8 @@ def main(root: Path) -> None:
     # A run that failed or diverged writes no metrics.json: name every such folder, so a
     # technique's failures are counted, not dropped.
     missing = [p.relative_to(root) for sweep in ("digits5", "digits_screen", "digits_k100")
-               for p in sorted((root / sweep).glob("variant=*")) if not (p / "metrics.json").is_file()]
+               for p in sorted((root / sweep).glob("variant=*"))
+               if not (p / "metrics.json").is_file()]
     print(f"\nRun folders without metrics.json (failed, diverged or still running): "
           f"{', '.join(map(str, missing)) or 'none'}")
 
