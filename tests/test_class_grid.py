@@ -14,7 +14,8 @@ from tests.conftest import FAST, TINY_MLP, compose_train, tiny_module
 
 
 def module(conditional: bool, run_dir) -> GAN:
-    return tiny_module(compose_train([*FAST, *TINY_MLP, "seed=0",
+    # the data's labels (tricks=[ema]: no self-conditioning), as a labelled cGAN
+    return tiny_module(compose_train([*FAST, *TINY_MLP, "seed=0", "tricks=[ema]",
                                       f"model.conditional={str(conditional).lower()}"], run_dir))
 
 

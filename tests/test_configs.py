@@ -133,8 +133,8 @@ def test_the_learning_rates_typed_move_each_net_by_that_much(fast_cfg, optim):
     for opt, net, lr in zip(module.configure_optimizers(), (module.generator,
                                                             module.discriminator), (0.0123, 0.0456)):
         before = [p.detach().clone() for p in net.parameters()]
-        for p in net.parameters():
-            p.grad = torch.randn_like(p) * 3
+        for p in net.parameters():  # |g| in [3, 6): far above Adam's eps, so the step is lr
+            p.grad = torch.randn_like(p).sign() * (3 + 3 * torch.rand_like(p))
         opt.step()
         for old, p in zip(before, net.parameters()):
             step = (p.detach() - old).abs()

@@ -14,6 +14,7 @@ from torch import nn
 from gan.core.stepping import frozen
 from gan.io.checkpoint import CheckpointError, check_fits
 from gan.io.errors import UsageError
+from gan.networks import mlp
 from gan.runs.wiring import build_module, fit
 from gan.tricks.info import CodeHead, InfoGAN
 from tests.conftest import FAST, compose_train
@@ -141,13 +142,17 @@ def test_the_training_step_gives_each_step_its_gradients(fast_cfg):
         assert all(torch.equal(a, b) for a, b in zip(d[name], g[name]))
 
 
+class TrunklessD(mlp.Discriminator):
+    trunk = None  # as a user's own class without the method
+
+
 @pytest.mark.parametrize("overrides, key", [
     ([*TINY[2:], "tricks=[info]"], "model.generator.conditional=true"),
     ([*TINY[2:], "tricks=[info]", "model.conditional=true"],
      "model.discriminator.conditional=false"),
-    # nets whose D has no `features` trunk for Q's head
-    (["tricks=[info]", "model.generator.conditional=true", "model=mlp"], "use model=dcgan"),
-    (["tricks=[info]", "model.generator.conditional=true", "model=resnet"], "use model=dcgan"),
+    # a user's own D without a feature trunk (`trunk()`) for Q's head
+    (["tricks=[info]", "model.generator.conditional=true", "model=mlp",
+      "model.discriminator._target_=tests.test_infogan.TrunklessD"], "does not have"),
 ])
 def test_refuses_what_infogan_cannot_use(fast_cfg, overrides, key):
     cfg = fast_cfg(*overrides)

@@ -73,6 +73,7 @@ def test_metrics_callback_scores_conditional_g_on_its_labels(fast_cfg, condition
     from gan.runs.wiring import build_module
 
     cfg = fast_cfg("model=dcgan", f"model.conditional={str(conditional).lower()}",
+                   "tricks=[ema]",  # the data's labels, not the default's clusters
                    "model.generator.width=8", "model.discriminator.width=8")
     module, _ = build_module(cfg)
     values = Metrics("mnist", n=200, seed=3)._score(module, 200)

@@ -23,7 +23,7 @@ from gan.runs import lock
 from gan.runs.resume_config import compare, source_key
 from gan.runs.wiring import fit
 from gan.sampling.preprocess import Steps, digits
-from tests.conftest import FAST, child_env, compose_train, run_module
+from tests.conftest import FAST, UNCONDITIONAL, child_env, compose_train, run_module
 
 TINY = [*FAST, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]",
         "callbacks.samples.every_n_epochs=null", "metric=null"]
@@ -148,7 +148,8 @@ def test_export_replaces_its_own_kind_atomically(ckpt, tmp_path, run_main):
     code, stdout, err = run_main("gan.export", f"ckpt_path={ckpt}", "format=torchscript",
                                  f"out={out}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert code == 0, stdout + err
-    assert torch.jit.load(str(out))(torch.zeros(2, 100)).shape == (2, 1, 28, 28)
+    labels = torch.zeros(2, dtype=torch.long)  # the default recipe's G takes cluster ids
+    assert torch.jit.load(str(out))(torch.zeros(2, 100), labels).shape == (2, 1, 28, 28)
     assert json.loads(Path(f"{out}.json").read_text())["check"]["max_abs_diff"] < 1e-4
     assert not list(tmp_path.glob(".*staged*"))
 
@@ -185,7 +186,7 @@ def test_resume_refuses_a_changed_training_key(ckpt, tmp_path):
     with pytest.raises(CheckpointError) as err:
         fit(cfg)
     text = str(err.value)
-    assert "optim.lr_g=0.0017 (checkpoint) vs 0.01 (this run)" in text and "\n" not in text
+    assert "optim.lr_g=0.0002 (checkpoint) vs 0.01 (this run)" in text and "\n" not in text
     assert "data.batch_size=16 (checkpoint) vs 8 (this run)" in text
     assert "resume.allow=" in text
     assert "recipe=unconditional" not in text  # the hint only where it is the cause
@@ -198,12 +199,11 @@ def test_a_run_of_the_old_default_resumes_with_the_recipe_named():
 
     from gan.runs.resume_config import check_resume
 
-    old = compose_train(TINY, "/nonexistent")  # TINY trains recipe=unconditional
-    bare = [o for o in TINY if o != "recipe=unconditional"]
-    cfg = compose_train([*bare, "ckpt_path=old.ckpt"], "/nonexistent")
+    old = compose_train([*TINY, *UNCONDITIONAL], "/nonexistent")
+    cfg = compose_train([*TINY, "ckpt_path=old.ckpt"], "/nonexistent")  # the bare command
     with pytest.raises(CheckpointError, match="resume it with recipe=unconditional"):
         check_resume(OmegaConf.to_container(old, resolve=True), cfg)
-    same = compose_train([*TINY, "ckpt_path=old.ckpt"], "/nonexistent")
+    same = compose_train([*TINY, *UNCONDITIONAL, "ckpt_path=old.ckpt"], "/nonexistent")
     assert check_resume(OmegaConf.to_container(old, resolve=True), same) == set()
 
 
@@ -215,10 +215,10 @@ def test_resume_applies_allowed_keys_to_the_optimizer(ckpt, tmp_path, caplog):
     LearningRates.seen.clear()
     with caplog.at_level("INFO", logger="gan.runs.resume_config"):
         fit(cfg)
-    # Lightning restored the checkpoint's Adam state (lr_g 1.7e-3); the allowed lr replaced it,
-    # and only for G: D keeps the checkpoint's 7e-5.
-    assert LearningRates.seen[0] == [pytest.approx(1e-2), pytest.approx(7e-5)]
-    assert "optim.lr_g=0.0017 (checkpoint) vs 0.01 (this run)" in caplog.text
+    # Lightning restored the checkpoint's Adam state (lr_g 2e-4); the allowed lr replaced it,
+    # and only for G: D keeps the checkpoint's 2e-4.
+    assert LearningRates.seen[0] == [pytest.approx(1e-2), pytest.approx(2e-4)]
+    assert "optim.lr_g=0.0002 (checkpoint) vs 0.01 (this run)" in caplog.text
     assert "trainer.max_epochs=1 (checkpoint) vs 2 (this run)" in caplog.text
     stored = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert stored["hyper_parameters"]["config"]["optim"]["lr_g"] == 1e-2  # the folder says so
@@ -245,7 +245,7 @@ def test_refused_resume_leaves_the_folder_as_it_was(ckpt, tmp_path, run_main):
     (run / "status.json").write_text(json.dumps({"status": "done", "g_step": 8}))
     code, out, err = run_main("gan.train", *TINY, f"ckpt_path={ckpt}", "optim.lr_g=1e-2",
                               f"hydra.run.dir={run}", cwd=tmp_path)
-    one_line(code, out, err, "train", "optim.lr_g=0.0017 (checkpoint) vs 0.01")
+    one_line(code, out, err, "train", "optim.lr_g=0.0002 (checkpoint) vs 0.01")
     assert (run / ".hydra" / "config.yaml").read_text() == "optim:\n  lr_g: 0.0002\n"
     assert not list((run / ".hydra").glob("config.*.yaml"))
     assert json.loads((run / "status.json").read_text())["status"] == "done"

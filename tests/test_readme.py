@@ -4,16 +4,18 @@ a file (and a heading) that exists."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gan.io.artefacts import read_status
-from gan.io.config import CONF_DIR, compose_train
-from gan.runs.wiring import build_module
-from tests.conftest import REPO, run_module
+from gan.io.config import CONF_DIR
+from tests.conftest import REPO, child_env, run_module
 
 README = REPO / "README.md"
 GUIDES = sorted((REPO / "docs").glob("*.md"))
@@ -41,16 +43,32 @@ def bash_blocks(text: str) -> list[str]:
 def commands(text: str) -> list[list[str]]:
     """Every command of the page's bash blocks as argv: continuation lines joined, `a && b`
     split, comments and leading `VAR=value` assignments dropped."""
+    return [argv for block in bash_blocks(text) for argv in block_commands(block)]
+
+
+def block_commands(block: str) -> list[list[str]]:
     found = []
-    for block in bash_blocks(text):
-        for line in block.replace("\\\n", " ").splitlines():
-            for part in line.split("&&"):
-                argv = shlex.split(part, comments=True)
-                while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
-                    argv = argv[1:]
-                if argv:
-                    found.append(argv)
+    for line in block.replace("\\\n", " ").splitlines():
+        for part in line.split("&&"):
+            argv = shlex.split(part, comments=True)
+            while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
+                argv = argv[1:]
+            if argv:
+                found.append(argv)
     return found
+
+
+def with_install_lines(text: str) -> list[tuple[list[str], str]]:
+    """(command, the install it runs on): the last `pip install -e SPEC` before it in its own
+    bash block, else the Quickstart's `pip install -e .` (the README's base install)."""
+    out = []
+    for block in bash_blocks(text):
+        spec = "."
+        for argv in block_commands(block):
+            if argv[:3] == ["pip", "install", "-e"] and len(argv) == 4:
+                spec = argv[3]
+            out.append((argv, spec))
+    return out
 
 
 def python_modules(text: str) -> list[tuple[str, list[str]]]:
@@ -85,17 +103,77 @@ def extras(spec: str) -> list[str]:
 
 def check_pip(argv: list[str]) -> None:
     assert argv[:3] == ["pip", "install", "-e"] and len(argv) == 4, argv
-    section = (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1]
-    declared = re.findall(r"^([\w-]+) = \[", section.split("\n[")[0], re.M)
+    declared = pyproject()["project"]["optional-dependencies"]
     for extra in extras(argv[3]):
         assert extra in declared, f"pip install -e {argv[3]}: no extra [{extra}] in pyproject.toml"
 
 
-def test_readme_commands_run_in_a_cheap_form(tmp_path, run_main):
-    cmds = commands(README.read_text())
+def pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def distributions(spec: str) -> set[str]:
+    """Every distribution `pip install -e SPEC` brings: our dependencies (and the extras'),
+    then what each of those requires, by the installed packages' own metadata."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    project = pyproject()["project"]
+    wanted, seen, todo = list(project["dependencies"]), set(), []
+    extras_todo = extras(spec)
+    while extras_todo:  # an extra may name others of ours: gan-lab[sweep,export]
+        extra = extras_todo.pop()
+        for line in project["optional-dependencies"][extra]:
+            req = Requirement(line)
+            if req.name == project["name"]:
+                extras_todo += sorted(req.extras)
+            else:
+                wanted.append(line)
+    todo = [Requirement(line) for line in wanted]
+    while todo:
+        req = todo.pop()
+        name = req.name.lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            lines = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for line in lines:
+            sub = Requirement(line)
+            if sub.marker is None or sub.marker.evaluate({"extra": ""}) or any(
+                    sub.marker.evaluate({"extra": e}) for e in req.extras):
+                todo.append(sub)
+    return seen
+
+
+def install_line_env(spec: str) -> dict:
+    """A child's environment in which only what `pip install -e SPEC` brings imports
+    (tests/import_guard/sitecustomize.py)."""
+    return {"GAN_ALLOWED_DISTS": ",".join(sorted(distributions(spec))),
+            "PYTHONPATH": str(REPO / "tests" / "import_guard")}
+
+
+# A child that composes each `gan.train` command (README overrides + the cheap form) and builds
+# its module: every part it names exists and builds. Run under the import guard, so it imports
+# nothing of the tests (pytest is not in the base install).
+BUILD = ("import json, sys; from pathlib import Path; from gan.io.config import compose_train; "
+         "from gan.runs.wiring import build_module; "
+         "[build_module(compose_train(a, Path(sys.argv[2]) / str(i))) "
+         "for i, a in enumerate(json.loads(sys.argv[1]))]")
+
+
+def test_readme_commands_run_in_a_cheap_form(tmp_path):
+    """Each command runs in a child process in which only the packages of the README's install
+    line for it import, so a command needing a package its install does not bring fails."""
     run = tmp_path / "outputs" / "run"
     trained = ran = 0
-    for argv in cmds:
+    build_only: dict[str, list[list[str]]] = {}
+    for argv, spec in with_install_lines(README.read_text()):
         if argv[:2] == ["pip", "install"]:
             check_pip(argv)
             continue
@@ -106,32 +184,53 @@ def test_readme_commands_run_in_a_cheap_form(tmp_path, run_main):
             continue
         assert argv[:2] == ["python", "-m"], f"no cheap form for a README command: {argv}"
         module, args = argv[2], concrete(argv[3:], run)
+        env = install_line_env(spec)
         if module == "gan.train" and "-m" in args:  # a sweep: a real process, its exit code
-            run_module(module, *one_seed(args), *CHEAP_TRAIN, cwd=tmp_path, timeout=600)
+            run_module(module, *one_seed(args), *CHEAP_TRAIN, cwd=tmp_path, timeout=600, env=env)
         elif module == "gan.train" and not trained:  # the quickstart: as the user types it
-            run_module(module, *args, *CHEAP_TRAIN, f"hydra.run.dir={run}", cwd=tmp_path)
+            run_module(module, *args, *CHEAP_TRAIN, f"hydra.run.dir={run}", cwd=tmp_path,
+                       env=env)
             assert read_status(run)["status"] == "done"
             trained = 1
         elif module == "gan.train" and not any(a.startswith("ckpt_path=") for a in args):
-            cfg = compose_train([*args, *CHEAP_TRAIN], tmp_path / "composed")
-            build_module(cfg)  # every part it names builds
+            build_only.setdefault(spec, []).append(args)
         elif module in CHEAP or module == "gan.train":  # resume, sample, project, export, report
-            code, out, err = run_main(module, *args, *CHEAP.get(module, CHEAP_TRAIN),
-                                      cwd=tmp_path)
-            assert code == 0, f"{' '.join(argv)}:\n{out}\n{err}"
+            run_module(module, *args, *CHEAP.get(module, CHEAP_TRAIN), cwd=tmp_path, env=env)
         else:
             pytest.fail(f"no cheap form for a README command: {' '.join(argv)}")
         ran += 1
+    for spec, argv_list in build_only.items():  # one child per install line builds them all
+        cheap = [[*args, *CHEAP_TRAIN] for args in argv_list]
+        subprocess.run([sys.executable, "-c", BUILD, json.dumps(cheap), str(tmp_path / "built")],
+                       cwd=tmp_path, env=child_env(**install_line_env(spec)), check=True,
+                       timeout=300)
     assert trained and ran >= 8, f"the README tour lost its commands ({ran} ran)"
     for made in ["grid.png", "walks.png", "projected/reconstruction.png", "generator.onnx",
                  "outputs/multirun/bce_vs_hinge/report/report.md"]:
         assert (tmp_path / made).is_file(), f"a README command did not write {made}"
 
 
+def test_a_command_needing_an_extra_fails_on_the_base_install(tmp_path):
+    """The guard can fail: on the base install's packages onnx (the [export] extra) is not
+    there, to an import or to a look at its metadata; with the extra it is."""
+    probe = ("import importlib.metadata as m, importlib.util as u; "
+             "print(u.find_spec('onnx') is not None, "
+             "'onnx' in {d.metadata['Name'] for d in m.distributions()}); import onnx")
+    for spec, there in ((".", False), (".[export]", True)):
+        proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                              text=True, env=child_env(**install_line_env(spec)))
+        assert proc.stdout.split() == [str(there)] * 2, proc.stderr
+        assert (proc.returncode == 0) == there, proc.stderr
+        assert there or "No module named 'onnx'" in proc.stderr, proc.stderr
+    assert "onnx" in distributions(".[export]") and "onnx" not in distributions(".")
+
+
 def test_test_command_is_what_ci_runs():
     tests = README.read_text().split("\n## Tests\n", 1)[1]
     assert bash_blocks(tests)[0] == "pytest\n"
-    assert "pytest" in (REPO / ".ci" / "run").read_text().splitlines()
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert "pytest" in ci and "pytest -m slow" in ci
+    assert "python -m pip install -q -e ." in ci  # the base install first, as the Quickstart
 
 
 # ---- the guides' commands: modules and config options exist ----------------------------------

@@ -23,7 +23,7 @@ from gan.tricks.ema import EMA
 from gan.tricks.freeze_d import FreezeD, layers_in_order
 from gan.tricks.penalties import R1, R2, L2Penalty
 from gan.tricks.spectral_norm import effective_weight
-from tests.conftest import FAST, TINY_DCGAN, TINY_MLP, compose_train, tiny_module
+from tests.conftest import FAST, TINY_DCGAN, TINY_MLP, UNCONDITIONAL, compose_train, tiny_module
 
 
 def as_matrix(layer: nn.Module) -> torch.Tensor:
@@ -200,7 +200,7 @@ def test_r1_r2_equal_the_hand_computed_gradient_norm():
 
 
 def test_l2_penalty_on_d_weights_only(fast_cfg):
-    module = tiny_module(fast_cfg(*TINY_MLP))
+    module = tiny_module(fast_cfg(*UNCONDITIONAL, *TINY_MLP))  # D's weights: its Linear layers
     l2 = L2Penalty(weight=0.1)
     l2.setup(None, module, "fit")
     weights = [m.weight for m in module.discriminator.modules() if isinstance(m, nn.Linear)]
@@ -240,14 +240,14 @@ def test_dropout_follows_every_hidden_activation(fast_cfg):
 
 
 def test_freeze_d_freezes_exactly_k_layers(fast_cfg):
-    module = tiny_module(fast_cfg(*TINY_DCGAN))
+    module = tiny_module(fast_cfg(*UNCONDITIONAL, *TINY_DCGAN))  # no projection head
     FreezeD(layers=2).setup(None, module, "fit")
     layers = layers_in_order(module.discriminator)  # conv0, conv1 + norm, head
     frozen = [all(not p.requires_grad for m in layer for p in m.parameters()) for layer in layers]
     assert frozen == [True, True, False]
     assert module.discriminator.features[4].weight.requires_grad is False  # conv1's norm
     with pytest.raises(ValueError, match="would freeze all of D"):
-        FreezeD(layers=3).setup(None, tiny_module(fast_cfg(*TINY_DCGAN)), "fit")
+        FreezeD(layers=3).setup(None, tiny_module(fast_cfg(*UNCONDITIONAL, *TINY_DCGAN)), "fit")
 
 
 # ---- data=folder -----------------------------------------------------------------------------
@@ -296,12 +296,15 @@ def test_real_image_augmentation_flips_and_keeps_range():
 
 def test_init_from_loads_weights_and_names_mismatched_shapes(source_ckpt, fast_cfg):
     source, ckpt_path, _ = source_ckpt
-    cfg = fast_cfg(*TINY_MLP, "model.discriminator.hidden=[24]", f"init_from={ckpt_path}")
+    # the source's tricks (unconditional nets), one D width changed
+    cfg = fast_cfg(*TINY_MLP, "tricks=[ema]", "model.discriminator.hidden=[24]",
+                   f"init_from={ckpt_path}")
     with pytest.raises(ValueError, match=r"model\.discriminator\.hidden=\[16\] \(checkpoint\) "
                                          r"vs \[24\] \(this run\)"):
         fit(cfg)
     # callbacks=[]: init_from is part of the run, not a callback that the list can drop
-    cfg = fast_cfg(*TINY_MLP, f"init_from={ckpt_path}", "init_from_parts=[generator]",
+    cfg = fast_cfg(*TINY_MLP, "tricks=[ema]", f"init_from={ckpt_path}",
+                   "init_from_parts=[generator]",
                    "callbacks=[]", "trainer.limit_train_batches=0")  # load, train nothing
     _, module = fit(cfg)
     for name, m in source.generator.named_modules():
@@ -342,7 +345,9 @@ def test_folder_data_trains_via_hydra(fast_cfg, tmp_path):
     for i in range(8):
         write_png(tmp_path / "imgs" / ("a" if i % 2 else "b") / f"{i}.png", (20, 24),
                   (30 * i, 0, 255 - 30 * i))
-    cfg = fast_cfg(*TINY_MLP, "data=folder", f"data.root={tmp_path / 'imgs'}", "data.size=16",
+    # two classes of four images: the labelled cGAN's data (50 clusters need more images)
+    cfg = fast_cfg(*UNCONDITIONAL, *TINY_MLP, "data=folder", f"data.root={tmp_path / 'imgs'}",
+                   "data.size=16",
                    "data.batch_size=4", "data.augment.hflip=true", fake_data=False)
     trainer, module = fit(cfg)
     assert module.generator.img_shape == (3, 16, 16) and module.hparams.num_classes == 2

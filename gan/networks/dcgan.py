@@ -85,6 +85,11 @@ class Discriminator(nn.Module):
         self.head = nn.Linear(features, 1)
         self.projection = Projection(classes, features) if classes else None
 
+    def trunk(self) -> nn.Module:
+        """The label-free feature trunk (images -> features) that tricks read: the strided
+        convs before the head."""
+        return self.features
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.diversity(self.features(x)).flatten(1)  # (B, C' * base * base)
         logits = self.head(h).squeeze(1)  # (B,)

@@ -85,6 +85,24 @@ class DBlock(nn.Module):
         return h + self.shortcut(skip)  # (B, c_out, H', W')
 
 
+def pooled(blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    """D's blocks, then ReLU and SNGAN's global sum pooling: images -> (B, width)."""
+    for block in blocks:
+        x = block(x)
+    return F.relu(x).sum(dim=(2, 3))  # (B, width)
+
+
+class Trunk(nn.Module):
+    """A view of a residual D's blocks (the same modules, not a copy) as one module."""
+
+    def __init__(self, blocks: nn.ModuleList):
+        super().__init__()
+        self.blocks = blocks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pooled(self.blocks, x)
+
+
 class Generator(nn.Module):
     def __init__(self, img_shape, latent_dim: int = 128, width: int = 128, blocks: int = 1,
                  num_classes: int = 0, conditional: bool = False, prior_components: int = 0,
@@ -138,11 +156,12 @@ class Discriminator(nn.Module):
         self.head = nn.Linear(width, 1)
         self.projection = Projection(classes, width) if classes else None
 
+    def trunk(self) -> nn.Module:
+        """The label-free feature trunk (images -> (B, width)) that tricks read."""
+        return Trunk(self.blocks)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = x
-        for block in self.blocks:
-            h = block(h, labels)
-        h = F.relu(h).sum(dim=(2, 3))  # (B, width): SNGAN's global sum pooling
+        h = pooled(self.blocks, x)  # (B, width)
         logits = self.head(h).squeeze(1)  # (B,)
         if self.projection is not None:
             logits = logits + self.projection(h, labels)

@@ -1,6 +1,6 @@
 """Training speed side by side, in one process and on one device:
 
-    python -m gan.bench                                  # MLP (seed) and DCGAN (unconditional recipe)
+    python -m gan.bench                                  # the default recipe: DCGAN, MLP
     python -m gan.bench steps=50 repeats=1 devices=[cpu] # a quick look
     python -m gan.bench '+variants.unfused=["optim.fused=null"]'   # what one switch buys
     python -m gan.bench profile=true                     # where (c)'s extra host time goes
@@ -8,8 +8,10 @@
 (a) tutorial: the tutorial's loop as written: torchvision's MNIST through a DataLoader with
     per-sample PIL transforms (ToTensor, Normalize), D ending in Sigmoid with BCELoss, Adam as
     PyTorch defaults it (single-tensor on the CPU), batch 64. For `model=mlp` the tutorial's own
-    MLP, written out below; for other models the same loop around our nets (Sigmoid on D's
-    logit) with the recipe's learning rates and betas.
+    MLP, written out below; for other models the same loop around the recipe's nets (Sigmoid on
+    D's logit) with its learning rates and betas. Conditional nets (the default recipe's, on
+    cluster ids) get uniform labels in G and D: the tutorial has no labels, so this is the
+    loop's cost around those nets, not the recipe's math.
 (b) bare: a plain PyTorch loop over our resident data (gan.data.images.ShuffledBatches) with
     our nets, loss and optimizers, built by gan.runs.wiring.build_module, and no framework.
 (c) lightning: our training step through Trainer.fit, built as `gan.train` builds it, with the
@@ -17,13 +19,14 @@
     except the metrics callback. Grids and checkpoints run at epoch ends, outside the timed window.
 
 Equal math: (b) runs exactly what (c) runs for the recipe measured, written out plainly in
-`bare_loop`: the tricks' training-step hooks, the guard's finite check (a D or G step with a
-non-finite loss or gradient norm is skipped), D's weights frozen in G's backward, the loss's
-after_d_step, and the recipe's EMA of G after each G step. A trick with other per-batch work is
-refused. Every run checks it: from one seed, (b)'s and (c)'s weights (G, D, EMA) after the same
-batches are compared and the largest difference printed under the table. What (c) adds is
-Lightning and our features around the math: the guard's step scalars and counters, logging at
-boundaries, the progress bar, throughput, signals, grids and checkpoints.
+`bare_loop`: the tricks' training-step hooks and their start and per-batch callbacks (EMA's
+update, the self-conditioned GAN's clustering and reclustering), the guard's finite check (a D
+or G step with a non-finite loss or gradient norm is skipped), D's weights frozen in G's
+backward, and the loss's after_d_step. Every run checks it: from one seed, (b)'s and (c)'s
+weights (G, D, EMA) after the same batches are compared and the largest difference printed
+under the table. What (c) adds is Lightning and our features around the math: the guard's step
+scalars and counters, logging at boundaries, the progress bar, throughput, signals, grids and
+checkpoints.
 
 Each loop runs `warmup` untimed steps, then `steps` timed ones, each step one batch: a D step
 and (every n_critic batches) a G step. The loops run interleaved, (a) (b) (c) per repeat, so
@@ -42,22 +45,20 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, open_dict
 from torch import nn
 from torch.utils.data import DataLoader
 
 from gan.core.guard import finite, guarded_step
 from gan.core.module import grad_norm
-from gan.core.trick import Trick
 from gan.data.images import ShuffledBatches
 from gan.io.config import build, compose_train
 from gan.runs.wiring import build_module, fit
-from gan.tricks.ema import EMA
 
 LOOPS = ("a", "b", "c")
 NAMES = {"a": "(a) tutorial", "b": "(b) bare PyTorch", "c": "(c) Lightning"}
@@ -73,7 +74,7 @@ class TutorialGenerator(nn.Module):
             nn.Linear(1024, 784), nn.Tanh(),
         )
 
-    def forward(self, z):
+    def forward(self, z, labels=None):  # the tutorial's G has no labels
         return self.model(z).view(-1, 1, 28, 28)
 
 
@@ -87,7 +88,7 @@ class TutorialDiscriminator(nn.Module):
             nn.Linear(256, 1), nn.Sigmoid(),
         )
 
-    def forward(self, x):
+    def forward(self, x, labels=None):  # the tutorial's D has no labels
         return self.model(x.view(x.size(0), -1))
 
 
@@ -98,8 +99,8 @@ class SigmoidD(nn.Module):
         super().__init__()
         self.discriminator = discriminator
 
-    def forward(self, x):
-        return torch.sigmoid(self.discriminator(x, None)).view(-1, 1)
+    def forward(self, x, labels=None):
+        return torch.sigmoid(self.discriminator(x, labels)).view(-1, 1)
 
 
 def tutorial_loader(root: str, batch_size: int) -> DataLoader:
@@ -110,7 +111,9 @@ def tutorial_loader(root: str, batch_size: int) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=True)
 
 
-def tutorial_loop(G, D, loader, latent_dim, lr_g, lr_d, betas, device) -> Iterator[None]:
+def tutorial_loop(G, D, loader, latent_dim, lr_g, lr_d, betas, device,
+                  classes: int = 0) -> Iterator[None]:
+    """The tutorial's loop; `classes` > 0: uniform labels for conditional nets."""
     G, D = G.to(device), D.to(device)
     criterion = nn.BCELoss()
     optimizer_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
@@ -121,70 +124,95 @@ def tutorial_loop(G, D, loader, latent_dim, lr_g, lr_d, betas, device) -> Iterat
         fake = torch.zeros(imgs.size(0), 1, device=device)
 
         z = torch.randn(imgs.size(0), latent_dim, device=device)
-        gen_imgs = G(z)
+        y = torch.randint(classes, (imgs.size(0),), device=device) if classes else None
+        gen_imgs = G(z, y)
 
         optimizer_D.zero_grad()
-        real_loss = criterion(D(real_imgs), valid)
-        fake_loss = criterion(D(gen_imgs.detach()), fake)
+        real_loss = criterion(D(real_imgs, y), valid)
+        fake_loss = criterion(D(gen_imgs.detach(), y), fake)
         d_loss = (real_loss + fake_loss) / 2
         d_loss.backward()
         optimizer_D.step()
 
         optimizer_G.zero_grad()
-        g_loss = criterion(D(gen_imgs), valid)
+        g_loss = criterion(D(gen_imgs, y), valid)
         g_loss.backward()
         optimizer_G.step()
         yield
 
 
-def bare_loop(module, tricks, batches: ShuffledBatches, device) -> Iterator[None]:
+def bare_loop(module, tricks, batches: ShuffledBatches, device,
+              datamodule) -> Iterator[None]:
     """(b): the math of GAN.training_step for this recipe, written out without Lightning or
-    logging. Per batch: G draws fakes; D's step (the tricks' input transforms, targets and
-    penalties; the guard's check that the loss and D's gradient norm are finite, the step
-    skipped if not; the loss's after_d_step); every n_critic batches G's step (D's weights
-    frozen in its backward, the same check); then the EMA of G after each G step."""
+    logging. Per batch: the tricks label the real batch (pseudo-labels) and give G its labels;
+    G draws fakes; D's step (the tricks' input transforms, targets and penalties; the guard's
+    check that the loss and D's gradient norm are finite, the step skipped if not; the loss's
+    after_d_step); every n_critic batches G's step (D's weights frozen in its backward, the same
+    check); then every trick's per-batch callback (EMA's update, reclustering), as Lightning
+    calls it. The module's own d_step and g_step count, since the tricks read them."""
     module.to(device)
+    trainer = bare_trainer(datamodule)
     for trick in tricks:  # e.g. EMA's copy of G, spectral norm on D: what Trainer.fit's setup does
-        trick.setup(None, module, "fit")
+        trick.setup(trainer, module, "fit")
     G, D, loss = module.generator, module.discriminator, module.loss
-    ema = next((t for t in tricks if isinstance(t, EMA)), None)
     opt_g, opt_d = module.configure_optimizers()
-    d_step = g_step = 0
-    for real, labels in batches:
-        critic = partial(tricked_critic, D, tricks, labels, d_step)
+    module.d_step = module.g_step = 0
+    for trick in tricks:  # e.g. the self-conditioned GAN's first clustering
+        trick.on_train_start(trainer, module)
+    for batch_idx, (real, labels) in enumerate(batches):
+        for trick in tricks:
+            labels = trick.real_labels(real, labels)
         g_labels = labels
         for trick in tricks:
             g_labels = trick.generator_labels(g_labels)
+        critic = partial(tricked_critic, D, tricks, labels, module.d_step)
+        fake_critic = partial(tricked_critic, D, tricks, g_labels, module.d_step)
         fake = G(torch.randn(real.size(0), G.latent_dim, device=device), g_labels)
         target = 1.0
         for trick in tricks:
-            target = trick.real_target(target, d_step)
-        d_loss = loss.d_loss(critic(real), critic(fake.detach()), target)
+            target = trick.real_target(target, module.d_step)
+        d_loss = loss.d_loss(critic(real), fake_critic(fake.detach()), target)
         penalty = loss.penalty(critic, real, fake.detach())
         for trick in tricks:
-            penalty = penalty + trick.d_penalty(critic, real, fake.detach(), d_step)
+            penalty = penalty + trick.d_penalty(critic, real, fake.detach(), module.d_step)
         opt_d.zero_grad(set_to_none=True)
         (d_loss + penalty).backward()
         guarded_step(opt_d, finite(d_loss + penalty, grad_norm(D)))
         loss.after_d_step(D)
-        d_step += 1
-        if d_step % loss.n_critic == 0:
-            critic = partial(tricked_critic, D, tricks, labels, d_step)
-            trainable = [p for p in D.parameters() if p.requires_grad]
+        module.d_step += 1
+        if module.d_step % loss.n_critic == 0:
+            fake_critic = partial(tricked_critic, D, tricks, g_labels, module.d_step)
+            trainable = [p for group in opt_d.param_groups for p in group["params"]
+                         if p.requires_grad]
             for p in trainable:
                 p.requires_grad_(False)
-            g_loss, g_penalty = loss.g_loss(critic(fake)), 0.0
+            scores = fake_critic(fake)
             for trick in tricks:
-                g_penalty = g_penalty + trick.g_penalty(fake, g_labels, g_step)
+                scores = trick.g_scores(scores, module.g_step)
+            g_loss, g_penalty = loss.g_loss(scores), 0.0
+            for trick in tricks:
+                g_penalty = g_penalty + trick.g_penalty(fake, g_labels, module.g_step)
             opt_g.zero_grad(set_to_none=True)
             (g_loss + g_penalty).backward()
             for p in trainable:
                 p.requires_grad_(True)
             guarded_step(opt_g, finite(g_loss + g_penalty, grad_norm(G)))
-            g_step += 1
-            if ema is not None:
-                ema.update(G, ema.decay_at(g_step))
+            module.g_step += 1
+        batch_end(tricks, trainer, module, (real, labels), batch_idx)
         yield
+
+
+def batch_end(tricks, trainer, module, batch, batch_idx: int) -> None:
+    """Every trick's per-batch callback, as Lightning calls it after a training batch."""
+    for trick in tricks:
+        trick.on_train_batch_end(trainer, module, None, batch, batch_idx)
+
+
+def bare_trainer(datamodule) -> SimpleNamespace:
+    """What the tricks' callbacks read of a Trainer in the bare loop: the data, and that no
+    step logs (the bare loop has no logger)."""
+    return SimpleNamespace(datamodule=datamodule,
+                           _logger_connector=SimpleNamespace(should_update_logs=False))
 
 
 def tricked_critic(D, tricks, labels, d_step: int, images):
@@ -192,15 +220,6 @@ def tricked_critic(D, tricks, labels, d_step: int, images):
     for trick in tricks:
         images = trick.d_input(images, d_step)
     return D(images, labels)
-
-
-def written_out(tricks) -> None:
-    """The bare loop writes out the tricks' training-step hooks and EMA's update; a trick with
-    other per-batch work is refused rather than silently left out of (b)."""
-    for trick in tricks:
-        if not isinstance(trick, EMA) and is_overridden("on_train_batch_end", trick, Trick):
-            raise ValueError(f"gan.bench: the bare loop (b) does not write out "
-                             f"{type(trick).__name__}'s per-batch hook; bench a recipe without it")
 
 
 class Window(L.Callback):
@@ -246,10 +265,9 @@ def bare_seconds(cfg: DictConfig, datamodule, device: str, warmup: int, steps: i
     """(b): the bare loop from the seed (c) starts from, over the same batches, timed."""
     torch.manual_seed(cfg.seed)
     module, tricks = build_module(cfg, datamodule)
-    written_out(tricks)
     batches = ShuffledBatches(datamodule.train_images.to(device),
                               datamodule.train_labels.to(device), cfg.data.batch_size, cfg.seed)
-    return timed(bare_loop(module, tricks, batches, device), warmup, steps, sync,
+    return timed(bare_loop(module, tricks, batches, device, datamodule), warmup, steps, sync,
                  profiler), module
 
 
@@ -257,14 +275,18 @@ def tutorial_seconds(cfg: DictConfig, model: str, datamodule, device: str, warmu
                      steps: int, sync) -> float:
     """(a): the tutorial's loop around the tutorial's MLP, or around our nets."""
     torch.manual_seed(cfg.seed)
+    classes = 0
     if model == "mlp":
         G, D = TutorialGenerator(cfg.model.latent_dim), TutorialDiscriminator()
     else:
         module, _ = build_module(cfg, datamodule)
         G, D = module.generator, SigmoidD(module.discriminator)
+        if getattr(module.generator, "conditional", False):
+            classes = module.hparams.num_classes  # the labels the nets embed (cluster ids)
     betas = tuple(cfg.optim.get("betas", (0.9, 0.999)))
     loop = tutorial_loop(G, D, tutorial_loader(cfg.data.root, cfg.data.batch_size),
-                         cfg.model.latent_dim, cfg.optim.lr_g, cfg.optim.lr_d, betas, device)
+                         cfg.model.latent_dim, cfg.optim.lr_g, cfg.optim.lr_d, betas, device,
+                         classes)
     return timed(loop, warmup, steps, sync)
 
 

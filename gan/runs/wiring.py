@@ -24,6 +24,7 @@ from gan.metrics.callback import final_metrics
 from gan.runs.checks import check_config
 from gan.runs.compile import compile_mode, compile_nets
 from gan.runs.init_from import InitFrom
+from gan.runs.quiet import quiet_adverts
 from gan.runs.resources import job_resources
 from gan.runs.resume import Resumable, finish_without_training
 from gan.runs.resume_config import ApplyOptimizerSettings, check_resume
@@ -101,6 +102,7 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], **device_kwargs)
     tricks, Resumable, extras), the configured logger, and atomic checkpoint writes. The only
     place in gan/ that builds a Trainer. Thin per batch (gan/runs/thin.py): the progress bar
     updates at log boundaries, and hooks a callback does not override are not dispatched."""
+    quiet_adverts()  # no "💡 Tip" advertisements from Lightning on the console
     configured = [build(node) for node in (cfg.get("callbacks") or {}).values()
                   if node is not None]
     if cfg.get("budget") is not None:  # stops the run; records what it spent in status.json

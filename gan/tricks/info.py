@@ -78,11 +78,11 @@ class InfoGAN(Trick):
         if getattr(discriminator, "conditional", False):
             raise ValueError("tricks=[info] is unsupervised: D must not see the real labels; "
                              "set model.discriminator.conditional=false (not model.conditional)")
-        trunk = getattr(discriminator, "features", None)
-        if not isinstance(trunk, nn.Module):
-            raise ValueError(f"tricks=[info] puts Q on D's conv trunk (`features`), which "
+        if not callable(getattr(discriminator, "trunk", None)):
+            raise ValueError(f"tricks=[info] puts Q on D's feature trunk (`trunk()`), which "
                              f"{type(discriminator).__module__}.{type(discriminator).__name__} "
                              f"does not have: use model=dcgan")
+        trunk = discriminator.trunk()
         self.codes, self.trunk = pl_module.hparams.num_classes, trunk
         if getattr(pl_module, "q_head", None) is None:  # not again on fit after fit
             pl_module.q_head = CodeHead(self._trunk_width(trunk, pl_module.hparams.img_shape),

@@ -34,7 +34,7 @@ from gan.data.images import to_unit_range
 
 def nearest(features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """(N, F), (K, F) -> (N,) index of the nearest centre (Euclidean)."""
-    return torch.cdist(features, centres).argmin(dim=1)
+    return torch.cdist(features, centres.to(features.dtype)).argmin(dim=1)
 
 
 def kmeans(features: torch.Tensor, centres: torch.Tensor, iters: int = 20) -> torch.Tensor:
@@ -100,10 +100,12 @@ class SelfConditioned(Trick):
             raise ValueError("tricks=[self_cond] conditions G and D on cluster ids: set "
                              "model.conditional=true (the default recipe sets it while the "
                              "trick is on)")
-        if not isinstance(getattr(discriminator, "features", None), nn.Module):
-            raise ValueError("tricks=[self_cond] (the default recipe's) clusters D's features: "
-                             "use a D with a `features` trunk (model=dcgan), or train without "
-                             "it: recipe=unconditional, or a tricks list without self_cond")
+        if not callable(getattr(discriminator, "trunk", None)):
+            name = f"{type(discriminator).__module__}.{type(discriminator).__name__}"
+            raise ValueError(f"tricks=[self_cond] (the default recipe's) clusters D's features, "
+                             f"but {name} has no trunk() (a method returning the module from "
+                             f"images to features; gan/networks/dcgan.py has one): add it, or "
+                             f"train without the trick: recipe=unconditional")
         self.module = pl_module
         if getattr(pl_module, "cluster_encoder", None) is None:  # not again on fit after fit
             pl_module.cluster_encoder = encoder = self._frozen(discriminator)
@@ -117,13 +119,15 @@ class SelfConditioned(Trick):
 
     @staticmethod
     def _frozen(discriminator: nn.Module) -> nn.Module:
-        return copy.deepcopy(discriminator.features).requires_grad_(False).eval()
+        return copy.deepcopy(discriminator.trunk()).requires_grad_(False).eval()
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The frozen trunk's features, unit length: clusters of shape, not of ink."""
         encoder = self.module.cluster_encoder.eval()
-        chunks = [encoder(x).flatten(1) for x in images.split(1000)]
+        # in the nets' dtype (bf16 under trainer.precision=bf16-true); clustered in float32
+        dtype = next(encoder.parameters()).dtype
+        chunks = [encoder(x.to(dtype)).flatten(1).float() for x in images.split(1000)]
         return nn.functional.normalize(torch.cat(chunks), dim=1)
 
     def on_train_start(self, trainer, pl_module):

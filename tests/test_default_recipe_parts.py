@@ -1,0 +1,76 @@
+"""The default recipe with any one part swapped: every architecture and every loss trains on it
+(the self-conditioned GAN clusters any D through its `trunk()`), and a D without a trunk is
+refused in one line naming what to do."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gan.networks import dcgan, mlp, resnet, sagan
+from gan.runs.wiring import build_module, fit
+from tests.conftest import FAST
+
+MODELS = ["mlp", "dcgan", "resnet", "sagan"]
+LOSSES = ["bce", "hinge", "lsgan", "wgan_gp", "wgan", "wgan_lp"]
+# Two batches of 16 fake images, nets a few units wide: the recipe's parts, cheaply.
+TINY = {"mlp": ["model.generator.hidden=[16]", "model.discriminator.hidden=[16]"],
+        "dcgan": ["model.generator.width=4", "model.discriminator.width=4"],
+        "resnet": ["model.generator.width=8", "model.discriminator.width=8"],
+        "sagan": ["model.generator.width=8", "model.discriminator.width=8"]}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_and_loss_trains_on_the_default_recipe(fast_cfg, model, loss):
+    cfg = fast_cfg(f"model={model}", f"loss={loss}", *TINY[model], "model.latent_dim=8",
+                   "trainer.limit_train_batches=2", "tricks.self_cond.clusters=4")
+    assert "self_cond" in cfg.tricks and cfg.model.conditional  # the default's trick is on
+    trainer, module = fit(cfg)
+    assert module.d_step == 2
+    assert math.isfinite(float(trainer.callback_metrics["train/d_loss"]))
+    assert module.label_prior.shape == (4,) and module.cluster_centres.abs().sum() > 0
+
+
+@pytest.mark.parametrize("net", [mlp.Discriminator, dcgan.Discriminator,
+                                 resnet.Discriminator, sagan.Discriminator])
+def test_every_discriminator_has_a_label_free_trunk_its_head_reads(net):
+    """trunk() maps images to the features D's head (and projection) read: the logit is the
+    head of the trunk's features, whatever the label."""
+    torch.manual_seed(0)
+    kwargs = {"hidden": [16]} if net is mlp.Discriminator else {"width": 8}
+    if net is mlp.Discriminator:
+        kwargs["projection"] = True
+    d = net((1, 28, 28), num_classes=5, conditional=True, **kwargs).eval()
+    x, labels = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    h = d.trunk()(x).flatten(1)  # (B, F)
+    head = d.net[-1] if net is mlp.Discriminator else d.head
+    expected = head(h).squeeze(1) + d.projection(h, labels)
+    torch.testing.assert_close(d(x, labels), expected)
+    assert {id(p) for p in d.trunk().parameters()} <= {id(p) for p in d.parameters()}
+
+
+class TrunklessD(mlp.Discriminator):
+    trunk = None  # a user's own class without the method
+
+
+def test_a_discriminator_without_a_trunk_is_refused_in_one_line(fast_cfg):
+    cfg = fast_cfg("model=mlp", "model.discriminator._target_=tests.test_default_recipe_parts."
+                   "TrunklessD", "model.generator.hidden=[16]", "model.discriminator.hidden=[16]")
+    module, tricks = build_module(cfg)
+    with pytest.raises(ValueError, match=r"has no trunk\(\).*recipe=unconditional") as err:
+        for trick in tricks:
+            trick.setup(None, module, "fit")
+    assert "\n" not in str(err.value)
+
+
+def test_the_tutorials_concatenating_cgan_has_no_label_free_trunk():
+    d = mlp.Discriminator((1, 28, 28), hidden=[16], num_classes=3, conditional=True)
+    with pytest.raises(ValueError, match="model.discriminator.projection=true"):
+        d.trunk()
+
+
+def test_the_fast_config_is_the_default_recipe():
+    assert not any(o.startswith("recipe=") for o in FAST)
