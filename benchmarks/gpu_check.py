@@ -86,7 +86,8 @@ def models_and_losses(check: Check) -> list[str]:
                         if "train/d_loss" in trainer.callback_metrics:
                             seen.append(float(trainer.callback_metrics["train/d_loss"]))
 
-                cfg = check.cfg(f"model={model}", f"loss={loss}", "tricks=[]",
+                # the default recipe (self-conditioned, EMA) with one part swapped, as users do
+                cfg = check.cfg(f"model={model}", f"loss={loss}",
                                 f"trainer.precision={precision}", "data.batch_size=64",
                                 f"trainer.limit_train_batches={steps}",
                                 f"trainer.log_every_n_steps={max(steps // 5, 1)}")

@@ -4,6 +4,7 @@ refused in one line naming what to do."""
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from gan.networks import dcgan, mlp, resnet, sagan
 from gan.runs.wiring import build_module, fit
-from tests.conftest import FAST
+from tests.conftest import FAST, needs_mnist, run_module
 
 MODELS = ["mlp", "dcgan", "resnet", "sagan"]
 LOSSES = ["bce", "hinge", "lsgan", "wgan_gp", "wgan", "wgan_lp"]
@@ -74,3 +75,22 @@ def test_the_tutorials_concatenating_cgan_has_no_label_free_trunk():
 
 def test_the_fast_config_is_the_default_recipe():
     assert not any(o.startswith("recipe=") for o in FAST)
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_a_4_by_6_multirun_on_the_default_recipe_finishes_every_job(tmp_path):
+    """The design card's promise as a user types it: a real `-m` process over every net and
+    every loss on the default recipe and real MNIST, a few batches each (full-size nets), ends
+    with 24 of 24 jobs done, each with its metrics.json."""
+    sweep = tmp_path / "sweep"
+    run_module("gan.train", "-m", f"model={','.join(MODELS)}", f"loss={','.join(LOSSES)}",
+               "trainer.limit_train_batches=2", "trainer.enable_progress_bar=false",
+               "trainer.enable_model_summary=false", "callbacks.metrics.n=500",
+               "callbacks.metrics.n_final=500", "n_fixed=16",
+               # 2 batches make garbage: the guard would mark them diverged, not failed
+               "guard.max_fid=1e9", "guard.min_classes_covered=0",
+               f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=1800)
+    rows = list(csv.DictReader((sweep / "index.tsv").open(), delimiter="\t"))
+    assert len(rows) == 24 and {r["status"] for r in rows} == {"ok"}, rows
+    assert len(list(sweep.glob("*/metrics.json"))) == 24

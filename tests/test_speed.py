@@ -208,14 +208,18 @@ def test_bench_prints_every_row_with_ratios_from_measured_times(tmp_path):
                                                 + sorted(r["seconds"])[1] / 2 / 3)
             assert r["batch"] == 32  # the default recipe's, on either net
             assert r["img_per_s"] == pytest.approx(r["batch"] / r["step_s"])
-        assert c["vs_a"] == pytest.approx(a["step_s"] / c["step_s"])
-        assert c["vs_b"] == pytest.approx(b["step_s"] / c["step_s"])
+        for ref, r in (("a", a), ("b", b)):  # paired per repeat: the median of two ratios
+            ratios = [x / y for x, y in zip(r["seconds"], c["seconds"])]
+            assert c[f"vs_{ref}"] == pytest.approx(sum(ratios) / 2)
+            assert c[f"vs_{ref}_range"] == pytest.approx(sorted(ratios))
         # The printed row carries the same measured figures.
         row = next(r for r in rows if f"| {model} | (c) Lightning |" in r)
         cells = [x.strip() for x in row.strip("|").split("|")]
         assert cells[3] == str(c["batch"]) and cells[4] == f"{c['img_per_s']:,.0f}"
         assert cells[5] == f"{c['step_s'] * 1e3:.1f}"
-        assert cells[6] == f"{c['vs_a']:.2f}x" and cells[7] == f"{c['vs_b']:.2f}x"
+        low, high = c["vs_b_range"]
+        assert cells[6].startswith(f"{c['vs_a']:.2f}x [")
+        assert cells[7] == f"{c['vs_b']:.2f}x [{low:.2f}, {high:.2f}]"
     assert re.search(r"median of 2 x 3 steps", proc.stdout)
     assert proc.stdout.count("| device | model |") == 1  # one table, rows as measured
     # Equal math: from one seed, (b) and (c) end with the same weights (G, D and G's EMA).

@@ -30,7 +30,8 @@ checkpoints.
 
 Each loop runs `warmup` untimed steps, then `steps` timed ones, each step one batch: a D step
 and (every n_critic batches) a G step. The loops run interleaved, (a) (b) (c) per repeat, so
-machine noise hits all alike; the table gives the median over `repeats`. Read the ratios: they
+machine noise hits all alike; the table gives the median time over `repeats`, and each speed
+ratio as the median of the per-repeat ratios with their [min, max] over repeats. Read the ratios: they
 compare loops measured in the same run. `profile=true` runs (b) and (c) once more each under
 cProfile and prints, per model, (c)'s own time per step minus (b)'s, by function.
 """
@@ -359,13 +360,22 @@ def measure_model(bench: DictConfig, model: str, device: str, tmp: Path) -> list
     records = [record(device, model, key, cfg.data.batch_size, bench.steps, values)
                for key, values in seconds.items()]
     by = {r["loop"]: r for r in records}
-    for r in records:  # speed relative to (a) and (b): their step time over this one's
-        r["vs_a"] = by["a"]["step_s"] / r["step_s"]
-        r["vs_b"] = by["b"]["step_s"] / r["step_s"]
+    for r in records:  # speed relative to (a) and (b), paired within each repeat
+        for ref in ("a", "b"):
+            r[f"vs_{ref}"], r[f"vs_{ref}_range"] = paired_ratio(by[ref]["seconds"], r["seconds"])
     by["c"]["weight_gap"] = gap
     if bench.profile:
         by["c"]["profile"] = host_profile(cfg, datamodule, device, bench, sync)
     return records
+
+
+def paired_ratio(reference: list[float], seconds: list[float]) -> tuple[float, list[float]]:
+    """The speed of a loop against a reference: per repeat, the reference's time over this
+    loop's (the two ran back to back in that repeat, so the machine's drift hits both), then
+    the median over repeats and the [min, max] spread. A spread that straddles 1.0 means the
+    noise is larger than the difference."""
+    ratios = [ref / own for ref, own in zip(reference, seconds)]
+    return statistics.median(ratios), [min(ratios), max(ratios)]
 
 
 def record(device: str, model: str, loop: str, batch: int, steps: int,
@@ -446,8 +456,15 @@ def rows(records: list[dict]) -> list[str]:
         name = NAMES.get(r["loop"], f"(c) + {r['loop'][2:]}")
         lines.append(f"| {r['device']} | {r['model']} | {name} | {r['batch']} | "
                      f"{r['img_per_s']:,.0f} | "
-                     f"{r['step_s'] * 1e3:.1f} | {r['vs_a']:.2f}x | {r['vs_b']:.2f}x |")
+                     f"{r['step_s'] * 1e3:.1f} | {ratio(r, 'a')} | {ratio(r, 'b')} |")
     return lines
+
+
+def ratio(r: dict, ref: str) -> str:
+    """`0.89x [0.85, 0.93]`: the median paired ratio and its spread over repeats."""
+    low, high = r[f"vs_{ref}_range"]
+    spread = f" [{low:.2f}, {high:.2f}]" if len(r["seconds"]) > 1 else ""
+    return f"{r[f'vs_{ref}']:.2f}x{spread}"
 
 
 def table(records: list[dict]) -> str:
