@@ -94,3 +94,24 @@ def test_a_4_by_6_multirun_on_the_default_recipe_finishes_every_job(tmp_path):
     rows = list(csv.DictReader((sweep / "index.tsv").open(), delimiter="\t"))
     assert len(rows) == 24 and {r["status"] for r in rows} == {"ok"}, rows
     assert len(list(sweep.glob("*/metrics.json"))) == 24
+
+
+def test_a_missing_package_is_one_line_naming_its_extra():
+    from hydra.errors import InstantiationException
+
+    from gan.io.errors import usage_error
+
+    def raised(name: str) -> BaseException:  # as Hydra wraps a target whose module fails
+        try:
+            try:
+                raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+            except ModuleNotFoundError as cause:
+                raise InstantiationException("Error locating target 'x.Y'") from cause
+        except InstantiationException as err:
+            return err
+
+    assert str(usage_error(raised("onnxruntime"))) == (
+        "the package 'onnxruntime' is not installed; pip install -e \".[export]\" (the [export] "
+        "extra)")
+    assert "pip install -e . (the project's own" in str(usage_error(raised("scipy.optimize")))
+    assert usage_error(RuntimeError("not a missing package")) is None

@@ -188,9 +188,11 @@ def test_readme_commands_run_in_a_cheap_form(tmp_path):
         if module == "gan.train" and "-m" in args:  # a sweep: a real process, its exit code
             run_module(module, *one_seed(args), *CHEAP_TRAIN, cwd=tmp_path, timeout=600, env=env)
         elif module == "gan.train" and not trained:  # the quickstart: as the user types it
-            run_module(module, *args, *CHEAP_TRAIN, f"hydra.run.dir={run}", cwd=tmp_path,
-                       env=env)
+            proc = run_module(module, *args, *CHEAP_TRAIN, f"hydra.run.dir={run}",
+                              cwd=tmp_path, env=env)
             assert read_status(run)["status"] == "done"
+            # a quiet console: no third-party advertisement (Lightning's litlogger tip)
+            assert "Tip:" not in proc.stdout + proc.stderr and "litlogger" not in proc.stderr
             trained = 1
         elif module == "gan.train" and not any(a.startswith("ckpt_path=") for a in args):
             build_only.setdefault(spec, []).append(args)

@@ -29,9 +29,36 @@ class UsageError(ValueError):
     """Bad input: the message is one line that names the config key to change."""
 
 
+# The optional packages and the extra of pyproject.toml that installs each (README: the base
+# install runs every command it shows without an extra; these are the optional features).
+EXTRAS = {"optuna": "sweep", "submitit": "sweep", "joblib": "sweep", "onnx": "export",
+          "onnxscript": "export", "onnxruntime": "export", "torch_fidelity": "inception",
+          "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def missing_package(err: BaseException) -> UsageError | None:
+    """A ModuleNotFoundError anywhere in `err`'s causes, as the one line naming the install:
+    an optional package's extra, else the base install (Hydra reports a missing import as
+    "Error locating target ...", which names neither)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ModuleNotFoundError) and err.name:
+            top = err.name.partition(".")[0]
+            extra = EXTRAS.get(top)
+            how = (f'pip install -e ".[{extra}]" (the [{extra}] extra)' if extra else
+                   "pip install -e . (the project's own dependencies)")
+            return UsageError(f"the package {top!r} is not installed; {how}")
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def usage_error(err: BaseException) -> UsageError | None:
     """The one-line usage error inside `err` (unwrapping Hydra's InstantiationException), or
     None when `err` is not bad input."""
+    missing = missing_package(err)
+    if missing is not None:
+        return missing
     while isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
     if isinstance(err, UsageError):
