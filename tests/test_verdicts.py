@@ -24,7 +24,7 @@ from gan.sweeps.verdicts import (
     clopper_pearson,
     fisher,
 )
-from tests.test_report import make_run, plant
+from tests.test_report import plant
 
 SCREEN_3 = "screen: n = 3 vs 3 cannot reach p < 0.05 by ranks"
 
@@ -218,7 +218,7 @@ def test_a_group_whose_every_run_is_unreadable_is_named_and_failed(tmp_path):
     assert f"**Every run unreadable:** {b.id}" in (report.out / "report.md").read_text()
 
 
-# ---- (f) intervals that are what they say ---------------------------------------------------------
+# ---- (f) intervals that are what they say ----------------------------------------------
 
 def test_f_interval_coverage_matches_its_label():
     """Measured by simulation (normal runs): each interval covers what its label says, within
