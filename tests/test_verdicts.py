@@ -276,3 +276,22 @@ def test_three_runs_each_get_the_honest_answer():
     (result,) = analyse([(arms[0], arms[1], False)])
     assert result.p == pytest.approx(0.1) and result.verdict == SCREEN_3
     assert result.shift_level == pytest.approx(0.9)
+
+
+def test_the_digits_table_decides_by_the_reports_rule(capsys):
+    """tools/digits_table.py re-decides the stored per-seed values with `analyse`, family by
+    family: the 5-seed confirmation is its own family; no 3-seed row can pass Holm."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("digits_table", root / "tools/digits_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.analyse is analyse
+    rows = tool.load_tsv(root / "docs/digits/seeds.tsv")
+    decided = {name: r for _, name, _, r in tool.decide(rows)}
+    assert decided["self_cond_k50 (the new default)"].verdict == "better"
+    assert decided["self_cond_k50 (the new default)"].p == pytest.approx(2 / 252)
+    assert decided["mog (DeLiGAN mixture prior)"].failures == 2
+    assert decided["self_cond (k = 20)"].verdict.startswith("screen: n = 3 vs 5")
+    assert decided["old default + DRS"].test == "Mann–Whitney"  # 5 pairs cannot reach 0.05

@@ -51,7 +51,15 @@ from gan.io.legacy import current_target
 from gan.sweeps import ranks, stats
 from gan.sweeps.figures import mosaic_size, plot_curves, plot_mosaic
 from gan.sweeps.stats import t_interval
-from gan.sweeps.verdicts import BOOTSTRAP_FROM, FAIL, Analysis, Arm, analyse, power
+from gan.sweeps.verdicts import (
+    BOOTSTRAP_FROM,
+    FAIL,
+    Analysis,
+    Arm,
+    analyse,
+    pairs_reach,
+    power,
+)
 
 __all__ = ["make_report", "mosaic_size", "t_interval", "Report", "Group", "Run"]
 
@@ -326,7 +334,8 @@ def rank(groups: list[Group]) -> list[Group]:
     return sorted(groups, key=key)
 
 
-# Keys that decide what a seed's weights and batches are: a paired test needs them equal.
+# Keys that decide what a seed's weights and batches are: a paired test needs them equal
+# (`data.*`, `model.*`, and `init_from*` wherever it sits: `callbacks.init_from.ckpt_path`).
 PAIRING_KEYS = ("data", "model", "init_from")
 
 
@@ -342,11 +351,12 @@ def pairing(a: Group, b: Group) -> str:
     if set(seeds_a) != set(seeds_b) or len(seeds_a) < 2:
         return "the seeds differ"
     keys = sorted(k for k in {*a.config, *b.config} if any(
-        k == p or k.startswith(p + ".") or k.startswith(p + "_") for p in PAIRING_KEYS))
+        part == p or part.startswith(p + "_") for part in k.split(".") for p in PAIRING_KEYS)
+        and (k.split(".")[0] in PAIRING_KEYS or "init_from" in k))
     differ = [k for k in keys if fmt(a.config.get(k)) != fmt(b.config.get(k))]
     if differ:
         return f"{', '.join(differ)} differ"
-    if ranks.min_p(len(seeds_a)) >= stats.ALPHA:  # decided by the design's n, not the data
+    if not pairs_reach(len(seeds_a)):
         return (f"{len(seeds_a)} seed pairs: the signed-rank test cannot reach "
                 f"p < {stats.ALPHA:g}")
     return ""

@@ -134,6 +134,13 @@ def quality_test(a: Arm, b: Arm, paired: bool, level: float) -> Analysis:
     return out
 
 
+def pairs_reach(n_pairs: int, alpha: float = ALPHA) -> bool:
+    """Whether the signed-rank test on `n_pairs` pairs can reach `alpha` at all (6 pairs and
+    up). Below that a paired design is compared by Mann–Whitney, which can from 3 + 4 runs:
+    decided by the design's n, never by the data."""
+    return ranks.min_p(n_pairs) < alpha
+
+
 def reachable(smallest: list[float], alpha: float = ALPHA) -> list[bool]:
     """Which comparisons Holm could reject at all: Holm on the smallest p each test can give
     (the best case: Holm is monotone in every p)."""
