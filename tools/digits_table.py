@@ -132,7 +132,8 @@ def table(decided: list[tuple], rows: dict) -> list[str]:
         median = st.median(values)
         lines.append(
             f"| {family} | {name} | {row['reference']} | {r.n} | {r.failures} | "
-            f"{'∞' if math.isinf(median) else f'{median:.1f}'} | {per_seed} | {shift} | {r.test} | {r.p:.2g} | "
+            f"{'∞' if math.isinf(median) else f'{median:.1f}'} | {per_seed} | {shift} | "
+            f"{r.test} | {r.p:.2g} | "
             f"{r.p_holm:.2g} | {r.fail_p_holm:.2g} | {cond} | {r.verdict} |")
     return lines
 
