@@ -103,7 +103,8 @@ def decide(rows: dict) -> list[tuple]:
             ref = rows[row["reference"]]["seeds"]
             seeds = [s for s, _, _ in row["seeds"]]
             paired = (row["pairs"] and sorted(seeds) == sorted(s for s, _, _ in ref)
-                      and len(set(seeds)) == len(seeds) and pairs_reach(len(seeds)))
+                      and len(set(seeds)) == len(seeds) and pairs_reach(len(seeds),
+                                                                         len(members)))
             pairs.append((arm(row["seeds"], seeds if paired else None),
                           arm(ref, seeds if paired else None), paired))
         for (name, row), result in zip(members, analyse(pairs)):

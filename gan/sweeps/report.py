@@ -339,11 +339,11 @@ def rank(groups: list[Group]) -> list[Group]:
 PAIRING_KEYS = ("data", "model", "init_from")
 
 
-def pairing(a: Group, b: Group) -> str:
+def pairing(a: Group, b: Group, m: int = 1) -> str:
     """Why `a` and `b` are not paired by seed, or "" when they are: one run per seed on each
     side, the same seeds, and equal data, nets and initialisation (`init_from*`), so the same
     seed gives the same initial weights and the same data order; and enough pairs (6) for the
-    signed-rank test to reach α at all (below that Mann–Whitney can, from 3 + 4 runs)."""
+    signed-rank test to pass Holm's first step over the `m` comparisons (`pairs_reach`)."""
     seeds_a = [r.seed for r, _ in a.outcomes]
     seeds_b = [r.seed for r, _ in b.outcomes]
     if len(set(seeds_a)) != len(seeds_a) or len(set(seeds_b)) != len(seeds_b):
@@ -356,15 +356,15 @@ def pairing(a: Group, b: Group) -> str:
     differ = [k for k in keys if fmt(a.config.get(k)) != fmt(b.config.get(k))]
     if differ:
         return f"{', '.join(differ)} differ"
-    if not pairs_reach(len(seeds_a)):
+    if not pairs_reach(len(seeds_a), m):
         return (f"{len(seeds_a)} seed pairs: the signed-rank test cannot reach "
-                f"p < {stats.ALPHA:g}")
+                f"p < {stats.ALPHA / m:.2g}")
     return ""
 
 
-def arms(g: Group, reference: Group) -> tuple[Arm, Arm, bool]:
+def arms(g: Group, reference: Group, m: int) -> tuple[Arm, Arm, bool]:
     """The two arms of one comparison, in seed order when they pair."""
-    if not pairing(g, reference):
+    if not pairing(g, reference, m):
         ref = {r.seed: v for r, v in reference.outcomes}
         ordered = sorted(g.outcomes, key=lambda rv: str(rv[0].seed))
         return (Arm([v for _, v in ordered], [r.seed for r, _ in ordered]),
@@ -380,10 +380,10 @@ def compare(groups: list[Group], reference: Group | None, vs: str) -> None:
             g.verdict = "no reference (no group has 2 runs)"
         return
     others = [g for g in groups if g is not reference]
-    results = analyse([arms(g, reference) for g in others], vs)
+    results = analyse([arms(g, reference, len(others)) for g in others], vs)
     for g, result in zip(others, results):
         g.comparison, g.verdict = result, result.verdict
-        g.unpaired = pairing(g, reference)
+        g.unpaired = pairing(g, reference, len(others))
     reference.verdict = vs
 
 

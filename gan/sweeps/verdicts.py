@@ -134,11 +134,12 @@ def quality_test(a: Arm, b: Arm, paired: bool, level: float) -> Analysis:
     return out
 
 
-def pairs_reach(n_pairs: int, alpha: float = ALPHA) -> bool:
-    """Whether the signed-rank test on `n_pairs` pairs can reach `alpha` at all (6 pairs and
-    up). Below that a paired design is compared by Mann–Whitney, which can from 3 + 4 runs:
-    decided by the design's n, never by the data."""
-    return ranks.min_p(n_pairs) < alpha
+def pairs_reach(n_pairs: int, m: int = 1, alpha: float = ALPHA) -> bool:
+    """Whether the signed-rank test on `n_pairs` pairs can pass Holm's first step over `m`
+    comparisons (α/m; 6 pairs and up for one comparison). Below that a paired design is
+    compared by Mann–Whitney, which gets there with fewer runs (3 + 4 for one): decided by the
+    design's n and m, never by the data."""
+    return ranks.min_p(n_pairs) < alpha / max(m, 1)
 
 
 def reachable(smallest: list[float], alpha: float = ALPHA) -> list[bool]:
