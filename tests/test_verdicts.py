@@ -295,3 +295,15 @@ def test_the_digits_table_decides_by_the_reports_rule(capsys):
     assert decided["mog (DeLiGAN mixture prior)"].failures == 2
     assert decided["self_cond (k = 20)"].verdict.startswith("screen: n = 3 vs 5")
     assert decided["old default + DRS"].test == "Mann–Whitney"  # 5 pairs cannot reach 0.05
+
+
+def test_runs_whose_config_cannot_be_read_form_a_named_failed_group(tmp_path):
+    plant(tmp_path, "a", [20.0, 21.0, 22.0], lr_g=1e-4)
+    plant(tmp_path, "b", [30.0, 31.0], lr_g=2e-4)
+    for run in tmp_path.glob("b*"):
+        (run / ".hydra" / "config.yaml").write_text("seed: [unclosed\n")
+    report = make_report([tmp_path])
+    broken = next(g for g in report.groups if len(g.runs) == 2)
+    assert broken.counts()["failed"] == 2 and broken.label.startswith("unreadable")
+    md = (report.out / "report.md").read_text()
+    assert f"**Every run unreadable:** {broken.id}" in md and ".hydra/config.yaml:" in md

@@ -157,8 +157,19 @@ def flatten(cfg, prefix: str = "", derived: set | None = None) -> dict:
     return out
 
 
+UNREADABLE_CONFIG = "unreadable .hydra/config.yaml"
+
+
 def load_run(run_dir: Path) -> Run:
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    try:
+        cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        if not OmegaConf.is_dict(cfg):
+            raise ValueError("not a mapping")
+    except Exception as err:  # noqa: BLE001 (any parse error: the run is named, not fatal)
+        # Its variant is unknown: it joins the other runs whose config cannot be read, one
+        # group, every run counted failed.
+        return Run(run_dir, {UNREADABLE_CONFIG: True}, None, "unreadable", {}, {},
+                   problem=f".hydra/config.yaml: {str(err).splitlines()[0][:80]}")
     derived: set = set()
     flat = flatten(cfg, derived=derived)
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
@@ -262,8 +273,9 @@ def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> tuple[list[Grou
     for run in runs:
         key = tuple(sorted((k, repr(v)) for k, v in run.config.items() if not ignored(k, ignore)))
         groups.setdefault(key, Group([], key)).runs.append(run)
-    keys = sorted({k for g in groups for k, _ in g})
-    differ = [k for k in keys if len({dict(g).get(k, "<unset>") for g in groups}) > 1]
+    readable = [g for g in groups if (UNREADABLE_CONFIG, "True") not in g]
+    keys = sorted({k for g in readable for k, _ in g})
+    differ = [k for k in keys if len({dict(g).get(k, "<unset>") for g in readable}) > 1]
     out = list(groups.values())
     derived = set().union(*(r.derived for r in runs))
     # Labels name what was chosen: not the keys that follow another (`optim.generator.lr:
@@ -275,6 +287,8 @@ def group_runs(runs: list[Run], ignore: tuple[str, ...] = ()) -> tuple[list[Grou
         g.id = f"g{i}"
         g.chosen = chosen
         g.label = ", ".join(f"{k}={fmt(g.config.get(k, '<unset>'))}" for k in chosen) or "all"
+        if UNREADABLE_CONFIG in g.config:
+            g.label = f"{UNREADABLE_CONFIG}: " + ", ".join(r.dir.name for r in g.runs)
     return out, differ
 
 
@@ -284,7 +298,7 @@ def relabel(groups: list[Group], baseline: Group) -> None:
     shares), and a group option that differs (`model=mlp`) stands for the keys under it. The
     baseline keeps its full label, the reference the others are read against."""
     for g in groups:
-        if g is baseline:
+        if g is baseline or UNREADABLE_CONFIG in g.config:
             continue
         keys = [k for k in g.chosen if fmt(g.config.get(k, "<unset>"))
                 != fmt(baseline.config.get(k, "<unset>"))]
@@ -512,8 +526,8 @@ def notes_for(ranked: list[Group], runs: list[Run], reference: Group | None) -> 
     if pending:
         notes.append(f"**Not finished:** {len(pending)} run(s) still running or interrupted "
                      "are counted in the success rate but not scored.")
-    notes += [f"**Unreadable:** `{r.dir}` ({'; '.join(unreadable(r.dir))}): counted as failed"
-              for r in runs if r.status == "unreadable"]
+    notes += [f"**Unreadable:** `{r.dir}` ({'; '.join(unreadable(r.dir)) or r.problem}): "
+              "counted as failed" for r in runs if r.status == "unreadable"]
     notes += [f"**Every run unreadable:** {g.id} ({g.label}): all {len(g.runs)} counted as "
               "failed" for g in ranked if all(r.status == "unreadable" for r in g.runs)]
     unpaired = [g for g in ranked if g.comparison and g.unpaired and g.unpaired != (
