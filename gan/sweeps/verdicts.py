@@ -191,6 +191,8 @@ def decide(r: Analysis, rank_ok: bool, fail_ok: bool, m: int, vs: str = "baselin
     if parts:
         return ", ".join(parts)
     sizes = f"n = {r.n} vs {r.ref_n}"
+    if not r.n:
+        return "no verdict (no finished run)"
     if not math.isfinite(r.p):  # the reference has fewer than 2 successful runs
         if r.failures == r.ref_failures == 0:
             return "no verdict (the reference has fewer than 2 successful runs)"
