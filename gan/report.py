@@ -3,9 +3,10 @@
 
 DIR is a sweep folder (basic, joblib, submitit or Optuna), or run dirs. Writes `report/` (report.md,
 report.csv, curves.png, mosaic.png) in the first DIR: per group, against the baseline or the
-top-ranked group, Δ FID with its Welch (or paired) 95 % interval, the Holm-adjusted p and the
-verdict, the success rate, every seed's value and the power of the design. Failed and diverged
-runs count as the worst outcome. How it decides: gan/sweeps/report.py.
+top-ranked group with 2 runs or more, failures by Fisher's exact test and quality by an exact
+rank test (failures tied at the worst rank), each family under Holm, the shift with its
+simultaneous interval, the verdict, the success rate, every run's value and the power of the
+design. How it decides: gan/sweeps/verdicts.py.
 A run whose status.json or metrics.json cannot be read is "unreadable": named in the report
 and counted as failed.
 """

@@ -91,7 +91,8 @@ def test_groups_stats_differing_keys_and_ranking(sweep):
     for group, values in ((a, A), (b, B), (c, C)):
         lo, hi = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
         assert (group.outcome.low, group.outcome.high) == pytest.approx((lo, hi), rel=1e-12)
-        assert group.outcome.values == values and group.seeds == dict(enumerate(values))
+        assert group.outcome.values == values
+        assert [(r.seed, v) for r, v in group.outcomes] == list(enumerate(values))
         assert group.stats["kid"].mean == pytest.approx(np.mean(values) / 100)
         # recall is bounded: at n = 3 its interval is the seeds' range, not mean ± t
         assert (group.stats["recall"].low, group.stats["recall"].high) == pytest.approx((0, .2))
@@ -101,25 +102,28 @@ def test_groups_stats_differing_keys_and_ranking(sweep):
     assert a.label == "loss=bce, optim.lr_g=0.0008"  # not the keys that follow these
     assert b.label == "loss=bce"  # against the baseline (hinge, 2e-4): only what differs
     assert c.label == "loss=hinge, optim.lr_g=0.0002"  # the baseline: its full label
-    # Same seeds, same data and nets: paired differences to the baseline, Holm over two.
-    diffs_a = np.subtract(A, C)
-    t = stats.ttest_rel(A, C)
-    assert a.comparison.test == "paired" and a.comparison.diff == pytest.approx(diffs_a.mean())
-    assert a.comparison.p == pytest.approx(t.pvalue)
+    # Same seeds, same data and nets, but 3 pairs: the signed-rank test cannot reach 0.05
+    # (smallest p 0.25), so Mann–Whitney, exact; 3 + 3 runs cannot reach it either (0.10).
+    assert a.unpaired.startswith("3 seed pairs")
+    assert a.comparison.test == "Mann–Whitney"
+    assert a.comparison.p == pytest.approx(stats.mannwhitneyu(A, C, method="exact").pvalue)
+    assert a.comparison.shift == pytest.approx(np.median(np.subtract.outer(A, C)))
+    assert a.comparison.shift_level == pytest.approx(0.9)  # all 3 + 3 has: [min, max]
     ps = sorted([a.comparison.p, b.comparison.p])
-    assert sorted([a.comparison.p_adjusted, b.comparison.p_adjusted]) == pytest.approx(
-        [2 * ps[0], max(2 * ps[0], ps[1])])
-    assert [a.verdict, b.verdict, c.verdict] == ["better", "better", "baseline"]
+    assert sorted([a.comparison.p_holm, b.comparison.p_holm]) == pytest.approx(
+        [min(1, 2 * ps[0]), max(min(1, 2 * ps[0]), ps[1])])
+    assert [a.verdict, b.verdict, c.verdict] == [
+        "screen: n = 3 vs 3 cannot reach p < 0.05 by ranks"] * 2 + ["baseline"]
     assert a.spent["wall_s"] == pytest.approx(11.0) and a.spent["g_step"] == pytest.approx(101)
 
     md = (sweep / "report" / "report.md").read_text()
     assert "- `optim.lr_g`: 0.0008 | 0.0002 | 0.0002" in md
-    assert "Holm" in md and "paired" in md and "**Power:**" in md
+    assert "Holm" in md and "Mann–Whitney" in md and "**Power:**" in md
     assert "Budget mismatch" not in md
-    assert f"| 1 | {a.id} | {a.label} | 3/3 | 12 | 12 [7.032, 16.97] | 0:10 1:12 2:14 |" in md
+    assert f"| 1 | {a.id} | {a.label} | 3/3 | 12 | 0:10 1:12 2:14 | 0/3 [0, 0.7076] |" in md
     rows = list(csv.DictReader((sweep / "report" / "report.csv").open()))
     assert [float(r["fid_median"]) for r in rows] == pytest.approx([12.0, 13.0, 31.0])
-    assert rows[2]["verdict"] == "baseline" and rows[0]["test"] == "paired"
+    assert rows[2]["verdict"] == "baseline" and rows[0]["test"] == "Mann–Whitney"
     assert "label_accuracy_scored_mean" not in rows[0]  # unconditional: no label accuracy
 
 
@@ -127,18 +131,24 @@ def test_without_a_baseline_the_best_is_the_reference(sweep):
     report = make_report([sweep])
     assert report.reference is report.groups[0] and report.vs == "best"
     assert [g.verdict for g in report.groups] == [
-        "best", "not distinguishable from the best", "worse than the best"]
+        "best", *["screen: n = 3 vs 3 cannot reach p < 0.05 by ranks"] * 2]
 
 
 def test_ignore_merges_groups_and_baseline_by_key(sweep):
     report = make_report([sweep], ignore=("loss",), baseline="optim.lr_g=0.0008")
-    # without loss.*, groups b and c share their config: 2 groups, 3 + 6 runs
+    # without loss.*, groups b and c share their config: 2 groups, 3 + 6 runs, and every run
+    # of a seed that ran twice is counted (runs, not seeds, are the unit)
     assert sorted(len(g.runs) for g in report.groups) == [3, 6]
+    merged = report.groups[1]
+    assert merged.comparison.n == 6 and len(merged.outcomes) == 6
+    assert sorted(v for _, v in merged.outcomes) == sorted(B + C)
     assert report.differ == ["optim.generator.lr", "optim.lr_g"]
     assert [g.label for g in report.groups] == ["optim.lr_g=0.0008", "optim.lr_g=0.0002"]
-    # 10, 12, 14 against 11, 13, 18, 30, 31, 32: Welch finds the merged group worse
-    assert [g.verdict for g in report.groups] == ["baseline", "worse"]
-    assert report.groups[1].comparison.test == "Welch"  # seeds 0-2 twice: no one-to-one pairs
+    # 11, 13, 18, 30, 31, 32 against 10, 12, 14: exact Mann–Whitney over all 6 + 3
+    p = stats.mannwhitneyu(B + C, A, method="exact").pvalue
+    assert merged.comparison.p == pytest.approx(p) and p > 0.05
+    assert [g.verdict for g in report.groups] == ["baseline", "can't tell"]
+    assert merged.unpaired == "a seed runs twice"  # seeds 0-2 twice: no one-to-one pairs
     with pytest.raises(ValueError, match="report.baseline=optim.lr_g=1 matches 0 groups"):
         make_report([sweep], baseline="optim.lr_g=1")
 
@@ -162,8 +172,8 @@ def test_labels_against_a_baseline_name_the_option_not_the_keys_under_it(tmp_pat
                  fid=30.0 + seed)
     report = make_report([tmp_path], baseline="loss=bce")
     assert "loss.n_critic" in report.differ  # the full list keeps it
-    labels = {g.verdict: g.label for g in report.groups}
-    assert labels == {"baseline": "loss=bce, loss.n_critic=1", "worse": "loss=wgan"}
+    labels = {g is report.reference: g.label for g in report.groups}
+    assert labels == {True: "loss=bce, loss.n_critic=1", False: "loss=wgan"}
 
 
 def test_failed_diverged_and_unreadable_runs_count_as_the_worst(tmp_path):
@@ -182,12 +192,13 @@ def test_failed_diverged_and_unreadable_runs_count_as_the_worst(tmp_path):
     assert ok.counts() == {"ok": 2, "diverged": 0, "failed": 2}  # unreadable: failed
     assert div.counts() == {"ok": 0, "diverged": 2, "failed": 1}
     assert ok.success() == "2/4" and div.success() == "0/3"
-    # the failures are there, at the worst FID measured (2287 > guard ceiling: none set)
-    assert ok.seeds == {0: 20.0, 1: 21.0, 2: 2287.0, 3: 2287.0}
-    assert div.outcome.values == [2287.0] * 3
+    # the failures are there, as the worst rank (+inf), whatever FID they measured
+    assert [(r.seed, v) for r, v in ok.outcomes] == [(0, 20.0), (1, 21.0), (2, math.inf),
+                                                     (3, math.inf)]
+    assert [v for _, v in div.outcomes] == [math.inf] * 3 and div.outcome.values == []
     assert ok.stats["fid"].mean == pytest.approx(20.5)      # scored seeds, said so
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "| 2/4 |" in md and "| 0/3 |" in md and "2:2287✗" in md
+    assert "| 2/4 |" in md and "| 0/3 |" in md and "2:✗" in md and "0:✗(2287)" in md
     assert "`3_div` (diverged)" in md and "`2_failed` (failed)" in md
     assert "`6_broken` (unreadable)" in md and "**Failures count:**" in md
     assert Image.open(tmp_path / "report" / "mosaic.png").size == mosaic_size(2)
@@ -238,7 +249,8 @@ def test_a_clearly_better_group_is_found(tmp_path):
     assert verdicts == {1e-4: "baseline", 2e-4: "better", 3e-4: "can't tell"}
     assert report.groups[0].config["optim.lr_g"] == 2e-4
     good = report.groups[0].comparison
-    assert good.low < good.diff < good.high < 0
+    assert good.shift_low < good.shift < good.shift_high < 0
+    assert good.test == "Mann–Whitney" and good.p == pytest.approx(2 / 252)
 
 
 @pytest.mark.parametrize("survivors", [[5.0], [20.0, 21.0], [5.0, 5.0]])
@@ -268,7 +280,7 @@ def test_no_bounded_interval_leaves_its_range(tmp_path):
             if name != "classes_covered":
                 assert s.high <= 1, (name, s)
     small, big = sorted(report.groups, key=lambda g: len(g.runs))
-    assert small.stats["precision"].how == "min–max" and big.stats["precision"].how == "bootstrap"
+    assert small.stats["precision"].how == "min–max" and big.stats["precision"].how == "t, clipped"
     # a t interval would say 0.86 ± 0.34 here: past 1
     assert t_interval(big.stats["precision"].values)[0] + t_interval(
         big.stats["precision"].values)[1] > 1

@@ -1,16 +1,17 @@
-"""The tutorial study's verdicts, re-decided from its summary numbers (docs/study/report.csv).
+"""The tutorial study's verdicts, re-decided by `gan.report`'s rule (`gan.sweeps.verdicts`).
 
-The study's run folders are gone, so this works from what the old report kept per group: the
-mean FID and the half-width of its 95 % Student-t interval over n seeds. The SD comes back as
-half-width * sqrt(n) / t(0.975, n - 1). Each variant is then compared with the baseline by
-Welch's t-test from those summaries, the 19 p-values adjusted by Holm, and the verdict taken at
-alpha 0.05, as `gan.report` now does. A group with diverged seeds is decided by the new rule
-that a failure is the worst outcome: every seed of an all-diverged group sits at the worst FID,
-so it is worse than a healthy baseline whatever its measured numbers; a group with some
-diverged seeds is marked, since its per-seed values (which the new report ranks by median)
-are not in the summary.
+    python tools/study_verdicts.py [docs/study/report.csv] [docs/study/confirm/report.csv]
 
-    python tools/study_verdicts.py [docs/study/report.csv] [--markdown]
+The 3-seed study's run folders are gone, and its old report kept per group only the mean FID and
+the half-width of its 95 % t interval. The rule needs no more to decide it: every comparison
+is 3 runs against 3, where the smallest exact Mann–Whitney p is 0.10 and the smallest Fisher p
+(3 of 3 failed against 0 of 3) is 0.10, so no outcome of that design could pass Holm at
+α = 0.05, whatever the values. Welch from the summaries (SD = half-width × √n / t(0.975, n−1))
+stays as a column, unadjusted and Holm-adjusted, as the previous re-decision printed it.
+
+The 10-seed confirmation kept every run's FID (`fid_seeds` in confirm/report.csv): it is
+re-decided from those values, paired (Wilcoxon) where its report paired and the
+initialisation agrees (`pretrained_d` starts from another D: Mann–Whitney).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from scipy import stats as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gan.sweeps.stats import detectable, holm, seeds_needed  # noqa: E402
+from gan.sweeps import ranks  # noqa: E402
+from gan.sweeps.stats import holm  # noqa: E402
+from gan.sweeps.verdicts import Arm, analyse, fisher_min_p, power, reachable  # noqa: E402
 
-BASELINE_SD_CONFIRMATION = 5.07  # the default recipe's own 3-seed confirmation (README)
+ALPHA = 0.05
 
 
 def variant(row: dict) -> str:
@@ -41,72 +44,66 @@ def load(path: Path) -> list[dict]:
         sd = half * math.sqrt(n) / st.t.ppf(0.975, n - 1) if n > 1 else math.nan
         groups.append({"variant": variant(row), "n": n, "ok": int(row["ok"]),
                        "diverged": int(row["diverged"]), "mean": float(row["fid_mean"]),
-                       "half": half, "sd": sd, "old": row["vs baseline"]})
+                       "sd": sd, "old": row["vs baseline"]})
     return groups
 
 
-def decide(groups: list[dict]) -> dict:
+def study(groups: list[dict]) -> list[str]:
     base = next(g for g in groups if g["variant"] == "baseline")
     others = [g for g in groups if g is not base]
-    for g in others:
-        test = st.ttest_ind_from_stats(g["mean"], g["sd"], g["n"], base["mean"], base["sd"],
-                                       base["n"], equal_var=False)
-        g["p"] = float(test.pvalue)
-    for g, p in zip(others, holm([g["p"] for g in others])):
-        g["p_holm"] = p
-        if g["diverged"] == g["n"]:
-            g["new"] = "worse (every seed diverged: the worst outcome)"
-        elif g["diverged"]:
-            verdict = "worse" if p < 0.05 and g["mean"] > base["mean"] else "can't tell"
-            g["new"] = f"{verdict} ({g['diverged']} of {g['n']} diverged: counted worst)"
-        elif p < 0.05:
-            g["new"] = "better" if g["mean"] < base["mean"] else "worse"
-        else:
-            g["new"] = "can't tell"
-    base.update(p=math.nan, p_holm=math.nan, new="baseline")
-    healthy = [g for g in groups if g["diverged"] == 0 and g["variant"] != "cgan"]
-    # pooled over the healthy unconditional groups: the spread of seeds of one recipe
-    sd = math.sqrt(sum((g["n"] - 1) * g["sd"] ** 2 for g in healthy)
-                   / sum(g["n"] - 1 for g in healthy))
-    return {"base": base, "pooled_sd": sd}
-
-
-def power_lines(sd: float, n: int = 3) -> list[str]:
-    lines = []
-    for label, s in (("pooled over the study's healthy groups", sd),
-                     ("the baseline's own 3-seed confirmation", BASELINE_SD_CONFIRMATION)):
-        delta = detectable(s, n)
-        need = seeds_needed(delta / 2, s)
-        lines.append(f"- SD {s:.2f} FID ({label}): at n = {n} seeds per group the smallest "
-                     f"difference detected with power 0.8 at α = 0.05 (two-sided Welch/t, "
-                     f"before Holm) is **{delta:.1f} FID**; half of it ({delta / 2:.1f}) needs "
-                     f"**{need} seeds** per group.")
-    for n10 in (10,):
-        delta = detectable(BASELINE_SD_CONFIRMATION, n10)
-        lines.append(f"- The confirmation design (10 seeds per group, SD "
-                     f"{BASELINE_SD_CONFIRMATION}): detects {delta:.1f} FID.")
+    welch = [float(st.ttest_ind_from_stats(g["mean"], g["sd"], g["n"], base["mean"], base["sd"],
+                                           base["n"], equal_var=False).pvalue) for g in others]
+    rank_ok = reachable([ranks.min_p(g["n"], base["n"]) for g in others])
+    fail_ok = reachable([fisher_min_p(g["n"], base["n"]) for g in others])
+    lines = ["| variant | seeds ok/div | mean FID | verdict, intervals overlap | Welch p (Holm), "
+             "the previous rule | verdict now |", "|---|---|---|---|---|---|"]
+    for g, p, ph, r_ok, f_ok in zip(others, welch, holm(welch), rank_ok, fail_ok):
+        assert not r_ok and not f_ok, g  # 3 + 3: no outcome can pass Holm
+        old_welch = ("better" if g["mean"] < base["mean"] else "worse") if ph < ALPHA \
+            else "can't tell"
+        lines.append(f"| {g['variant']} | {g['ok']}/{g['diverged']} | {g['mean']:.1f} | "
+                     f"{g['old']} | {p:.2g} ({ph:.2g}): {old_welch} | screen: n = {g['n']} vs "
+                     f"{base['n']} cannot reach p < 0.05 by ranks or on failures |")
     return lines
 
 
-def table(groups: list[dict]) -> list[str]:
-    lines = ["| variant | seeds ok/div | mean FID | SD | old verdict (intervals overlap) | "
-             "Welch p | Holm p | new verdict |", "|---|---|---|---|---|---|---|---|"]
-    for g in groups:
-        p = "–" if math.isnan(g["p"]) else f"{g['p']:.3g}"
-        ph = "–" if math.isnan(g["p_holm"]) else f"{g['p_holm']:.3g}"
-        changed = " **(changed)**" if g["old"] != g["new"].split(" (")[0] else ""
-        lines.append(f"| {g['variant']} | {g['ok']}/{g['diverged']} | {g['mean']:.1f} | "
-                     f"{g['sd']:.2f} | {g['old']} | {p} | {ph} | {g['new']}{changed} |")
+def seeds(cell: str) -> list[float]:
+    return [float(item.split(":", 1)[1]) for item in cell.split()]
+
+
+def confirmation(path: Path) -> list[str]:
+    rows = list(csv.DictReader(path.open()))
+    base = next(r for r in rows if variant(r) == "baseline")
+    others = [r for r in rows if r is not base]
+    ref = seeds(base["fid_seeds"])
+    pairs = [(Arm(seeds(r["fid_seeds"])), Arm(ref),
+              r["test"] == "paired" and "init_from" not in r["what differs"]) for r in others]
+    results = analyse(pairs)
+    lines = ["| variant | old test, Holm p, verdict | rank test | p | Holm p | shift "
+             "[simultaneous] | P(improvement) [bootstrap] | verdict now |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r, res in zip(others, results):
+        test = res.test + (f", r = {res.r:.2f}" if math.isfinite(res.r) else "")
+        lines.append(
+            f"| {variant(r)} | {r['test']}, {float(r['p_holm']):.2g}, {r['verdict']} | {test} | "
+            f"{res.p:.2g} | {res.p_holm:.2g} | {res.shift:+.1f} [{res.shift_low:+.1f}, "
+            f"{res.shift_high:+.1f}] ({100 * res.shift_level:.3g} %) | {res.p_improve:.2f} "
+            f"[{res.p_improve_low:.2f}, {res.p_improve_high:.2f}] | {res.verdict} |")
+    sd = math.sqrt(sum(st.tvar(seeds(r["fid_seeds"])) for r in rows) / len(rows))
+    first, last = power(sd, 10, 10, len(others))
+    lines += ["", f"Power of the confirmation's Mann–Whitney (10 + 10 runs, pooled SD {sd:.2f} "
+              f"FID, simulated): {first:.1f} FID at Holm's first step (α/{len(others)}), "
+              f"{last:.1f} at its last (α)."]
     return lines
 
 
 def main(argv: list[str]) -> None:
-    path = Path(next((a for a in argv if not a.startswith("--")), "docs/study/report.csv"))
-    groups = load(path)
-    decided = decide(groups)
-    print("\n".join(table(groups)))
-    print()
-    print("\n".join(power_lines(decided["pooled_sd"])))
+    paths = [Path(a) for a in argv] or [Path("docs/study/report.csv"),
+                                        Path("docs/study/confirm/report.csv")]
+    print("\n".join(study(load(paths[0]))))
+    if len(paths) > 1:
+        print()
+        print("\n".join(confirmation(paths[1])))
 
 
 if __name__ == "__main__":

@@ -144,6 +144,17 @@ def write_metrics(path: str | os.PathLike, metrics: dict, stamp: dict, **context
     return report
 
 
+def read_protocol(run_dir: str | os.PathLike) -> dict:
+    """The protocol stamp of `run_dir`'s metrics.json ({} when there is none, it predates the
+    stamp, or the file is unreadable: `run_verdict` says so)."""
+    try:
+        report = _load(Path(run_dir) / METRICS) or {}
+    except Unreadable:
+        return {}
+    stamp = report.get("protocol")
+    return stamp if isinstance(stamp, dict) else {}
+
+
 def read_metrics_file(path: str | os.PathLike) -> dict[str, float]:
     """The metrics of one metrics.json, bare names; {} when there is none. Reads both schemas
     (training wrote `val/fid` before schema 2)."""

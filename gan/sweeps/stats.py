@@ -6,8 +6,9 @@ variant (a recipe near its edge spreads far more), so a comparison must not assu
 variances (Welch). A report compares many variants with one reference, so the p-values are
 adjusted for the number of comparisons (Holm: valid under any dependence, and never less
 powerful than Bonferroni). A Student-t interval on a metric bounded to [0, 1] can leave the
-range at n = 3 (precision 0.67 ± 1.43): bounded metrics get the seeds' range at n <= 3 and a
-bootstrap percentile interval of the mean above, which stay inside the range.
+range at n = 3 (precision 0.67 ± 1.43): bounded metrics get the seeds' range at n <= 3 and
+the t interval clipped to the range above. The verdicts themselves are rank tests:
+`gan.sweeps.verdicts`.
 """
 
 from __future__ import annotations
@@ -38,21 +39,21 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return mean, float(stats.t.ppf((1 + confidence) / 2, len(xs) - 1)) * sd / math.sqrt(len(xs))
 
 
-def bounded_interval(values, low: float, high: float, confidence: float = 0.95,
-                     resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bounded_interval(values, low: float, high: float,
+                     confidence: float = 0.95) -> tuple[float, float]:
     """An interval for the mean of a metric bounded to [low, high]: the seeds' min–max at
-    n <= 3 (a bootstrap of 3 values is little more), else the bootstrap percentile interval
-    (seeded: the same report twice gives the same numbers). Never leaves [low, high]."""
-    xs = np.array(finite(values))
-    if xs.size == 0:
+    n <= 3 (the values themselves: no coverage is claimed for it), else the Student-t interval
+    clipped to the range. Clipping never drops the true mean, which lies inside the range, so
+    the clipped interval keeps the t interval's coverage (a percentile bootstrap labelled 95 %
+    covered 80 / 84 / 90 % at n = 4 / 5 / 10)."""
+    xs = finite(values)
+    if not xs:
         return math.nan, math.nan
-    if xs.size <= 3:
-        lo, hi = float(xs.min()), float(xs.max())
+    if len(xs) <= 3:
+        lo, hi = min(xs), max(xs)
     else:
-        rng = np.random.default_rng(seed)
-        means = xs[rng.integers(0, xs.size, (resamples, xs.size))].mean(axis=1)
-        tail = (1 - confidence) / 2 * 100
-        lo, hi = (float(v) for v in np.percentile(means, [tail, 100 - tail]))
+        mean, half = t_interval(xs, confidence)
+        lo, hi = mean - half, mean + half
     return max(lo, low), min(hi, high)
 
 
@@ -121,14 +122,21 @@ def pooled_sd(samples: list[list[float]]) -> float:
 
 
 def power(delta: float, sd: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided two-sample t test, n per group, to find a true difference
-    `delta` at spread `sd` (noncentral t)."""
+    """Power of the two-sided two-sample Student t test (pooled, equal n and spreads: not
+    Welch), n per group, to find a true difference `delta` at spread `sd` (noncentral t). The
+    verdicts use rank tests: their power is `gan.sweeps.ranks.rank_power`."""
     if n < 2 or not sd > 0:
         return math.nan
     df = 2 * n - 2
     nc = delta / (sd * math.sqrt(2 / n))
     crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    upper, lower = stats.nct.sf(crit, df, nc), stats.nct.cdf(-crit, df, nc)
+    # far out the noncentral t's tails underflow to NaN: there the upper tail is all of it
+    # (nc > crit) or nothing, and the lower tail nothing (a NaN read as "enough power" made
+    # `detectable` stop short: 32.6 instead of 35.6 at alpha 0.05/19)
+    upper = upper if math.isfinite(upper) else float(nc > crit)
+    lower = lower if math.isfinite(lower) else 0.0
+    return float(upper + lower)
 
 
 def detectable(sd: float, n: int, alpha: float = ALPHA, target: float = POWER) -> float:
