@@ -37,6 +37,10 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
     Every entry point, test and benchmark builds a module through here."""
     datamodule = datamodule if datamodule is not None else build(cfg.data)
     tricks = [build(node) for node in (cfg.get("tricks") or {}).values()]
+    size = datamodule.train_size() if hasattr(datamodule, "train_size") else None
+    if size is not None:  # checked against the data, before anything is loaded or trained
+        for trick in tricks:
+            trick.fit_data(size)
     # A pseudo-label trick (self-conditioning) sets how many labels the nets embed.
     own = [t.label_count for t in tricks if t.label_count is not None]
     shapes = {"img_shape": datamodule.img_shape,
