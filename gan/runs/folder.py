@@ -64,7 +64,7 @@ def hydra_value(value: str) -> str:
     """`value` as a Hydra override value: quoted when the grammar would read it otherwise."""
     if not _HYDRA_SPECIAL.search(value):
         return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def command(entry: str, overrides: list[str], **settings: str | os.PathLike) -> str:

@@ -106,7 +106,7 @@ def full_space(params) -> dict:
 def poisoned(trial: Any, space: dict) -> str | None:
     """Why a queued trial's fixed values (`gan.search`, or Optuna's enqueue_trial) do not fit
     the search space, or None: such a trial is failed with the reason, never run."""
-    fixed = trial.system_attrs.get("fixed_params") or {}
+    fixed = trial.storage.get_trial_system_attrs(trial._trial_id).get("fixed_params") or {}
     bad = [why for key, value in fixed.items() if key in space
            and (why := outside(key, value, space[key]))]
     return "; ".join(bad) or None
