@@ -413,7 +413,7 @@ def test_a_finished_run_is_never_overwritten_and_its_printed_resume_runs(tmp_pat
 @pytest.mark.slow
 def test_a_second_sweep_with_another_override_leaves_the_first_alone(tmp_path):
     sweep = tmp_path / "X"
-    first = [*TINY, "-m", "seed=0", f"hydra.sweep.dir={sweep}"]
+    first = ["-m", *TINY, "seed=0", f"hydra.sweep.dir={sweep}"]
     run_module("gan.train", *first, cwd=tmp_path)
     [job] = [p for p in sweep.iterdir() if p.is_dir()]
     ckpt = (job / "checkpoints" / "last.ckpt").read_bytes()
@@ -436,7 +436,7 @@ def wait_for(predicate, proc, timeout=240.0) -> None:
 @pytest.mark.slow
 def test_sigterm_to_a_sweep_job_prints_a_resume_command_that_runs(tmp_path):
     sweep = tmp_path / "S"
-    args = [*TINY, "data.n=40000", "save_every_n_batches=5", "-m", "seed=0",
+    args = ["-m", *TINY, "data.n=40000", "save_every_n_batches=5", "seed=0",
             f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen([sys.executable, "-m", "gan.train", *args], cwd=tmp_path, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
