@@ -134,8 +134,11 @@ def test_a_second_sweep_continues_the_same_sweep_or_is_refused(tmp_path, capfd):
     SweepFolder().on_multirun_end(sweep_config(sweep, "seed=0,1"))
     assert (sweep / OVERRIDES).read_text() == "seed=0,1\n"
     job = finished_run(sweep / "0_seed=0")
+    (job / ".hydra").mkdir()
+    (job / ".hydra" / "config.yaml").write_text("seed: 0\n")
     SweepFolder().on_multirun_start(sweep_config(sweep, "seed=0,1", "skip_done=true"))  # same
     SweepFolder().on_multirun_end(sweep_config(sweep, "seed=0,1"))
+    assert (job / ".hydra" / "config.1.yaml").read_text() == "seed: 0\n"  # its history
     with pytest.raises(SystemExit) as exit_info:
         SweepFolder().on_multirun_start(sweep_config(sweep, "seed=0,1", "loss=hinge"))
     assert exit_info.value.code == 2

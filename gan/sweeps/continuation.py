@@ -22,7 +22,15 @@ from omegaconf import DictConfig, OmegaConf
 from gan.io.errors import UsageError, exit_for
 from gan.io.files import atomic_write, check_output_dir
 from gan.runs.folder import BOOKKEEPING, move_aside
-from gan.runs.lock import LOCK, SWEEP_LOCK, acquire, busy_message, held_by_other, release
+from gan.runs.lock import (
+    LOCK,
+    SWEEP_LOCK,
+    acquire,
+    archive_configs,
+    busy_message,
+    held_by_other,
+    release,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,8 @@ class SweepFolder(Callback):
         else:
             log.info("continuing the sweep in %s: finished jobs are skipped, cut ones resume",
                      sweep_dir)
+            for job in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+                archive_configs(job)  # Hydra rewrites .hydra/: each job keeps its configs
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         release(Path(config.hydra.sweep.dir).resolve(), SWEEP_LOCK)
