@@ -5,13 +5,14 @@
 - `traceback`: a Python traceback was printed;
 - `lines`: exit != 0, no traceback, but several error lines (Hydra's multi-line messages);
 - `accepted`: exit 0: the bad input was taken and the run went on (a silent wrong result);
+- `timeout`: no answer in 600 s (a hang);
 - `help` / `handled`: the expected good outcome of `--help`, of a report with a corrupt file,
   and of a case marked "works" (an input that must be taken: a 16-bit PNG, a study holding a
   poisoned trial); `not handled`: it was refused or stopped.
 
     python tools/bad_inputs.py                     # this checkout
     python tools/bad_inputs.py --code /work/base   # another checkout's gan/ (e.g. before a change)
-    python tools/bad_inputs.py --cases 46:         # only the cases from the 47th on
+    python tools/bad_inputs.py --cases 46:         # only the cases from the 47th on (or 50,51)
 
 Every case uses the checkpoint written before the layered packages (tests/fixtures), which
 both old and new code load, so a case tests its one bad value and nothing else.
@@ -90,8 +91,10 @@ CASES = [  # (entry point, arguments); {x}: a file made by make_files
                "trainer.max_epochs=1", "trainer.limit_train_batches=1"]),
     ("train", ["-m", "data=fake", "seed=0,1", "hydra.sweep.dir=/proc/gan_sweep"]),
     ("train", ["data=fake", "hydra.run.dir={locked}"]),
-    ("train", ["data=fake", "resume.allow=[optim.lr_x]", "trainer.max_epochs=0"]),
-    ("train", ["data=fake", "resume.allow=optim.lr_g", "trainer.max_epochs=0"]),
+    ("train", ["data=fake", "resume.allow=[optim.lr_x]", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=1"]),
+    ("train", ["data=fake", "resume.allow=optim.lr_g", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=1"]),
     ("train", ["data=fake", "data.n=64", "tricks.self_cond.clusters=100",
                "tricks.self_cond.n_images=100", "trainer.max_epochs=1",
                "trainer.limit_train_batches=1"]),
@@ -102,9 +105,9 @@ CASES = [  # (entry point, arguments); {x}: a file made by make_files
     ("search", ["hparams_search=optuna", "hydra.sweep.dir={corrupt_study}", "optim.lr_g=1e-4"]),
     ("train", ["-m", "hparams_search=optuna", "hydra.sweep.dir={corrupt_study}",
                "hydra.sweeper.n_trials=1", "data=fake"]),
-    ("project", ["ckpt_path={ckpt}", "input={png16}", "projection.steps=2",
+    ("project", ["ckpt_path={mnist_ckpt}", "input={png16}", "projection.steps=2",
                  "projection.explore_steps=1", "out=p16"], "works"),
-    ("project", ["ckpt_path={ckpt}", "input={clear_png}", "projection.steps=2",
+    ("project", ["ckpt_path={mnist_ckpt}", "input={clear_png}", "projection.steps=2",
                  "projection.explore_steps=1", "out=pclear"], "works"),
     ("train", ["-m", "hparams_search=optuna", "hydra.sweep.dir={poisoned}",
                "hydra.sweeper.n_trials=1", "data=fake", "recipe=unconditional", "model=mlp",
@@ -182,6 +185,8 @@ def classify(args: list[str], rc: int, out: str, err: str, works: bool = False) 
         return "help" if rc == 0 and "Traceback" not in out + err else "traceback"
     if "Traceback" in out + err:
         return "traceback"
+    if rc == -1:
+        return "timeout"
     if any("corrupt" in a for a in args):  # the report must be written, the run named
         return "handled" if rc == 0 and "unreadable" in out else "not handled"
     if rc == 0:
@@ -216,14 +221,17 @@ def main() -> None:
     parser.add_argument("--code", default=str(REPO), help="the checkout whose gan/ runs")
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--json", help="also write the records here")
-    parser.add_argument("--cases", default=":", help="a slice of CASES, e.g. 46: (the newest)")
+    parser.add_argument("--cases", default=":", help="a slice of CASES, e.g. 46: (the newest), "
+                        "or indices: 50,51")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bad_inputs."))
     files = make_files(tmp)
-    chosen = slice(*[int(x) if x else None for x in opts.cases.split(":")])
+    numbered = [(i, *case) for i, case in enumerate(CASES)]
+    chosen = ([numbered[int(i)] for i in opts.cases.split(",")] if ":" not in opts.cases else
+              numbered[slice(*[int(x) if x else None for x in opts.cases.split(":")])])
     with ThreadPoolExecutor(opts.jobs) as pool:
         records = list(pool.map(lambda c: run_case(Path(opts.code), files, tmp, *c),
-                                [(i, *case) for i, case in enumerate(CASES)][chosen]))
+                                chosen))
     for holder in HOLDERS:
         holder.kill()
         holder.wait()
