@@ -102,8 +102,8 @@ CASES = [  # (entry point, arguments); {x}: a file made by make_files
     ("search", ["hparams_search=optuna", "hydra.sweep.dir={study}", "optim.lr_g=abc"]),
     ("search", ["hparams_search=optuna", "hydra.sweep.dir={study}", "optim.lr_g=10"]),
     ("search", ["hparams_search=optuna", "hydra.sweep.dir={study}", "data.batch_size=100"]),
-    ("search", ["hparams_search=optuna", "hydra.sweep.dir={corrupt_study}", "optim.lr_g=1e-4"]),
-    ("train", ["-m", "hparams_search=optuna", "hydra.sweep.dir={corrupt_study}",
+    ("search", ["hparams_search=optuna", "hydra.sweep.dir={bad_journal}", "optim.lr_g=1e-4"]),
+    ("train", ["-m", "hparams_search=optuna", "hydra.sweep.dir={bad_journal}",
                "hydra.sweeper.n_trials=1", "data=fake"]),
     ("project", ["ckpt_path={mnist_ckpt}", "input={png16}", "projection.steps=2",
                  "projection.explore_steps=1", "out=p16"], "works"),
@@ -162,8 +162,8 @@ def round_three_files(tmp: Path) -> dict[str, str]:
         study = optuna.create_study(study_name="gan", storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(tmp / name / "optuna.journal"))))
     study.enqueue_trial({"optim.lr_g": "abc"})  # around gan.search's check: a poisoned trial
-    (tmp / "corrupt_study").mkdir()
-    (tmp / "corrupt_study" / "optuna.journal").write_text(
+    (tmp / "bad_journal").mkdir()
+    (tmp / "bad_journal" / "optuna.journal").write_text(
         '{"op_code": 0, "worker_id": "w", "study_name": "gan", "directions": [1]}\n'
         '{{{ half a line\n{"op_code": 5}\n')
     deep = np.full((64, 64), 60000, np.uint16)
@@ -174,7 +174,7 @@ def round_three_files(tmp: Path) -> dict[str, str]:
     clear.save(tmp / "clear.png")
     return {"finished": str(tmp / "finished"), "old_sweep": str(tmp / "old_sweep"),
             "locked": str(tmp / "locked"), "study": str(tmp / "study"),
-            "poisoned": str(tmp / "poisoned"), "corrupt_study": str(tmp / "corrupt_study"),
+            "poisoned": str(tmp / "poisoned"), "bad_journal": str(tmp / "bad_journal"),
             "png16": str(tmp / "deep.png"), "clear_png": str(tmp / "clear.png")}
 
 
