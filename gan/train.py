@@ -19,15 +19,17 @@ from omegaconf import DictConfig
 from gan.core.guard import Diverged
 from gan.io.artefacts import clear_failed, read_status, update_status, write_failed
 from gan.io.errors import UsageError, entry_point
+from gan.runs.folder import command, holds_run
 from gan.runs.lock import RunFolderBusy, acquire, release, restore_configs
-from gan.runs.resume import resume_command
-from gan.runs.wiring import Interrupted, finished, fit, objective
+from gan.runs.resume import Interrupted, SetupInterrupted, resume_command, stop_on_signals
+from gan.runs.wiring import finished, fit, objective
 from gan.sweeps.pruning import Pruned
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> float | None:
+    stop_on_signals()  # from here a signal stops the run within seconds, whatever it is doing
     out = Path(HydraConfig.get().runtime.output_dir)
     # A single run's lock was taken by RunFolder (conf/hydra), before Hydra wrote there; a
     # sweep job takes its own folder's here (a second sweep into the same folder is refused).
@@ -43,7 +45,11 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def run(cfg: DictConfig, out: Path) -> float | None:
-    if cfg.get("skip_done"):  # a rerun sweep or study: finished jobs stay, cut ones go on
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    # A rerun sweep (the same overrides: gan/sweeps/continuation.py), a study, or skip_done:
+    # finished jobs stay, cut ones go on. A job folder's name is unique to its overrides, so
+    # what it holds is this job's own run.
+    if cfg.get("skip_done") or (multirun and cfg.ckpt_path is None and holds_run(out)):
         done, value = finished(out, cfg.get("metric"))
         if done:
             log.info("skip_done: %s already finished (metric=%s); not training again", out, value)
@@ -57,9 +63,19 @@ def run(cfg: DictConfig, out: Path) -> float | None:
         trainer, _ = fit(cfg)
         return objective(trainer, cfg.get("metric"))
     except Interrupted as stop:
-        print(f"{stop.signal_name}: training stopped; checkpoint at this step in "
+        print(f"{stop.signal_name}: training stopped; checkpoint in "
               f"{stop.ckpt_path}. Resume with: {resume_command(stop.ckpt_path)}",
               file=sys.stderr, flush=True)
+        raise
+    except SetupInterrupted as stop:  # nothing trained; every file written so far is whole
+        update_status(out, status="interrupted", signal=stop.signal_name,
+                      reason="stopped before the first batch", **(
+                          {"ckpt_path": str(cfg.ckpt_path)} if cfg.ckpt_path else {}))
+        again = command("train", list(HydraConfig.get().overrides.task),
+                        **({"ckpt_path": cfg.ckpt_path} if cfg.ckpt_path else {}),
+                        hydra__run__dir=out)
+        print(f"{stop.signal_name}: stopped before the first batch; nothing was trained. "
+              f"Start it again with: {again}", file=sys.stderr, flush=True)
         raise
     except (UsageError, Diverged) as err:
         if isinstance(err, Diverged):  # the last good checkpoint stays; say how it ended

@@ -179,7 +179,8 @@ def test_submitit_local_launcher(tmp_path):
                f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)
     rows = list(csv.DictReader((sweep / "index.tsv").open(), delimiter="\t"))
     assert sorted((r["job"], r["status"]) for r in rows) == [("0", "ok"), ("1", "ok")]
-    assert read_status(sweep / "1_seed=1")["g_step"] == 2
+    [job] = sweep.glob("1_seed=1,*")  # then the overrides every job shares
+    assert read_status(job)["g_step"] == 2
 
 
 # ---- a real tiny sweep on MNIST, and its report ----------------------------------------------
@@ -196,7 +197,7 @@ def test_real_tiny_sweep_report(tmp_path):
                # 640 images make garbage (FID ~1000, one class): the guard would flag them
                "guard.max_fid=1e9", "guard.min_classes_covered=0",
                "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=900)
-    run_dir = sweep / "0_optim.lr_g=0.0008,seed=0"
+    [run_dir] = sweep.glob("0_optim.lr_g=0.0008,seed=0,*")  # then the shared overrides
     curve = list(csv.DictReader((run_dir / "curve.csv").open()))
     assert [int(r["images_seen"]) for r in curve] == [320, 640, 640]  # 2 evaluations + final
     assert [int(r["n"]) for r in curve] == [500, 500, 500]

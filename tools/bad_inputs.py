@@ -5,11 +5,14 @@
 - `traceback`: a Python traceback was printed;
 - `lines`: exit != 0, no traceback, but several error lines (Hydra's multi-line messages);
 - `accepted`: exit 0: the bad input was taken and the run went on (a silent wrong result);
-- `help` / `handled`: the expected good outcome of `--help` and of a report with a corrupt file
-  (`not handled`: the report stopped).
+- `timeout`: no answer in 600 s (a hang);
+- `help` / `handled`: the expected good outcome of `--help`, of a report with a corrupt file,
+  and of a case marked "works" (an input that must be taken: a 16-bit PNG, a study holding a
+  poisoned trial); `not handled`: it was refused or stopped.
 
     python tools/bad_inputs.py                     # this checkout
     python tools/bad_inputs.py --code /work/base   # another checkout's gan/ (e.g. before a change)
+    python tools/bad_inputs.py --cases 46:         # only the cases from the 47th on (or 50,51)
 
 Every case uses the checkpoint written before the layered packages (tests/fixtures), which
 both old and new code load, so a case tests its one bad value and nothing else.
@@ -31,6 +34,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "before_layers"
+HOLDERS: list[subprocess.Popen] = []  # processes holding a lock for a case
 
 CASES = [  # (entry point, arguments); {x}: a file made by make_files
     ("train", ["data=fake", "ckpt_path={text}"]),
@@ -80,6 +84,34 @@ CASES = [  # (entry point, arguments); {x}: a file made by make_files
     ("report", ["--help"]),
     ("classifier", ["epochs=0"]),
     ("classifier", ["--help"]),
+    # round three (issue #32): folders never overwritten, locks, the search, the data
+    ("train", ["data=fake", "hydra.run.dir={finished}", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=1"]),
+    ("train", ["-m", "data=fake", "seed=7", "hydra.sweep.dir={old_sweep}",
+               "trainer.max_epochs=1", "trainer.limit_train_batches=1"]),
+    ("train", ["-m", "data=fake", "seed=0,1", "hydra.sweep.dir=/proc/gan_sweep"]),
+    ("train", ["data=fake", "hydra.run.dir={locked}"]),
+    ("train", ["data=fake", "resume.allow=[optim.lr_x]", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=1"]),
+    ("train", ["data=fake", "resume.allow=optim.lr_g", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=1"]),
+    ("train", ["data=fake", "data.n=64", "tricks.self_cond.clusters=100",
+               "tricks.self_cond.n_images=100", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=1"]),
+    ("generate", ["ckpt_path={ckpt}", "sampler=truncation", "sampler.psi=abc"]),
+    ("search", ["hparams_search=optuna", "hydra.sweep.dir={study}", "optim.lr_g=abc"]),
+    ("search", ["hparams_search=optuna", "hydra.sweep.dir={study}", "optim.lr_g=10"]),
+    ("search", ["hparams_search=optuna", "hydra.sweep.dir={study}", "data.batch_size=100"]),
+    ("search", ["hparams_search=optuna", "hydra.sweep.dir={bad_journal}", "optim.lr_g=1e-4"]),
+    ("train", ["-m", "hparams_search=optuna", "hydra.sweep.dir={bad_journal}",
+               "hydra.sweeper.n_trials=1", "data=fake"]),
+    ("project", ["ckpt_path={mnist_ckpt}", "input={png16}", "projection.steps=2",
+                 "projection.explore_steps=1", "out=p16"], "works"),
+    ("project", ["ckpt_path={mnist_ckpt}", "input={clear_png}", "projection.steps=2",
+                 "projection.explore_steps=1", "out=pclear"], "works"),
+    ("train", ["-m", "hparams_search=optuna", "hydra.sweep.dir={poisoned}",
+               "hydra.sweeper.n_trials=1", "data=fake", "recipe=unconditional", "model=mlp",
+               "trainer.max_epochs=1", "trainer.limit_train_batches=1", "metric=null"], "works"),
 ]
 
 
@@ -102,18 +134,59 @@ def make_files(tmp: Path) -> dict[str, str]:
     for i, run in enumerate(sorted(p for p in (tmp / "corrupt").iterdir() if p.is_dir())):
         if i == 0:
             (run / "metrics.json").write_text('{"metrics": {"val/fid": 2')
-    return {"text": str(tmp / "text.ckpt"), "empty": str(tmp / "empty.pt"),
+    files = round_three_files(tmp)
+    return {**files, "text": str(tmp / "text.ckpt"), "empty": str(tmp / "empty.pt"),
             "dir": str(tmp / "folder"), "file": str(tmp / "a_file"), "onnx": str(tmp / "g.onnx"),
             "img": str(tmp / "img.png"), "samples": str(tmp / "samples.pt"), "ckpt": str(ckpt),
             "mnist_ckpt": str(tmp / "mnist.ckpt"), "sweep": str(tmp / "sweep"),
             "corrupt_sweep": str(tmp / "corrupt")}
 
 
-def classify(args: list[str], rc: int, out: str, err: str) -> str:
+def round_three_files(tmp: Path) -> dict[str, str]:
+    """A finished run, a sweep from before the sweep record, a folder locked by a live process
+    that is not gan, studies (good, corrupt, poisoned), a 16-bit and a transparent PNG."""
+    import numpy as np
+    import optuna
+    from PIL import Image, ImageDraw
+
+    shutil.copytree(FIXTURE / "run", tmp / "finished")
+    shutil.copytree(FIXTURE / "sweep", tmp / "old_sweep")
+    (tmp / "locked").mkdir()
+    holder = subprocess.Popen(["sleep", "3600"])  # ended by main()
+    HOLDERS.append(holder)
+    (tmp / "locked" / ".lock").write_text(json.dumps({"pid": holder.pid, "host": os.uname(
+    ).nodename, "started": "2026-12-07T01:00:00"}))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name in ("study", "poisoned"):
+        (tmp / name).mkdir()
+        study = optuna.create_study(study_name="gan", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp / name / "optuna.journal"))))
+    study.enqueue_trial({"optim.lr_g": "abc"})  # around gan.search's check: a poisoned trial
+    (tmp / "bad_journal").mkdir()
+    (tmp / "bad_journal" / "optuna.journal").write_text(
+        '{"op_code": 0, "worker_id": "w", "study_name": "gan", "directions": [1]}\n'
+        '{{{ half a line\n{"op_code": 5}\n')
+    deep = np.full((64, 64), 60000, np.uint16)
+    deep[10:50, 28:34] = 2000
+    Image.fromarray(deep).save(tmp / "deep.png")
+    clear = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(clear).line((20, 10, 40, 50), fill=(255, 255, 255, 255), width=5)
+    clear.save(tmp / "clear.png")
+    return {"finished": str(tmp / "finished"), "old_sweep": str(tmp / "old_sweep"),
+            "locked": str(tmp / "locked"), "study": str(tmp / "study"),
+            "poisoned": str(tmp / "poisoned"), "bad_journal": str(tmp / "bad_journal"),
+            "png16": str(tmp / "deep.png"), "clear_png": str(tmp / "clear.png")}
+
+
+def classify(args: list[str], rc: int, out: str, err: str, works: bool = False) -> str:
+    if works:
+        return "handled" if rc == 0 and "Traceback" not in out + err else "not handled"
     if "--help" in args:
         return "help" if rc == 0 and "Traceback" not in out + err else "traceback"
     if "Traceback" in out + err:
         return "traceback"
+    if rc == -1:
+        return "timeout"
     if any("corrupt" in a for a in args):  # the report must be written, the run named
         return "handled" if rc == 0 and "unreadable" in out else "not handled"
     if rc == 0:
@@ -124,7 +197,8 @@ def classify(args: list[str], rc: int, out: str, err: str) -> str:
     return "one-line" if len(errors) == 1 else "lines"
 
 
-def run_case(code: Path, files: dict, tmp: Path, i: int, entry: str, args: list[str]) -> dict:
+def run_case(code: Path, files: dict, tmp: Path, i: int, entry: str, args: list[str],
+             expect: str = "") -> dict:
     args = [a.format(**files) for a in args]
     cwd = tmp / f"case{i}"
     cwd.mkdir()
@@ -138,7 +212,7 @@ def run_case(code: Path, files: dict, tmp: Path, i: int, entry: str, args: list[
         rc, out, err = -1, "", "timeout"
     last = [line for line in err.strip().splitlines() if line.strip()][-1:] or [""]
     return {"entry": entry, "args": " ".join(a.replace(str(tmp), "$TMP") for a in args),
-            "rc": rc, "class": classify(args, rc, out, err),
+            "rc": rc, "class": classify(args, rc, out, err, works=expect == "works"),
             "last": last[0][:160].replace(str(tmp), "$TMP")}
 
 
@@ -147,12 +221,20 @@ def main() -> None:
     parser.add_argument("--code", default=str(REPO), help="the checkout whose gan/ runs")
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--json", help="also write the records here")
+    parser.add_argument("--cases", default=":", help="a slice of CASES, e.g. 46: (the newest), "
+                        "or indices: 50,51")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bad_inputs."))
     files = make_files(tmp)
+    numbered = [(i, *case) for i, case in enumerate(CASES)]
+    chosen = ([numbered[int(i)] for i in opts.cases.split(",")] if ":" not in opts.cases else
+              numbered[slice(*[int(x) if x else None for x in opts.cases.split(":")])])
     with ThreadPoolExecutor(opts.jobs) as pool:
         records = list(pool.map(lambda c: run_case(Path(opts.code), files, tmp, *c),
-                                [(i, e, a) for i, (e, a) in enumerate(CASES)]))
+                                chosen))
+    for holder in HOLDERS:
+        holder.kill()
+        holder.wait()
     counts: dict[str, int] = {}
     for r in records:
         counts[r["class"]] = counts.get(r["class"], 0) + 1

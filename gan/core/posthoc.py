@@ -55,7 +55,8 @@ class Truncation(Plain):
 
     def __init__(self, psi: float = 0.7):
         super().__init__()
-        if not 0.0 <= psi <= 1.0:
+        # `sampler.psi=abc` arrives as a string: the same range message, not a type error
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0.0 <= psi <= 1.0:
             raise ValueError(f"sampler.psi={psi} must be in [0, 1] (1: no truncation)")
         self.psi = psi
 

@@ -36,6 +36,10 @@ class Trick(L.Callback):
     # many labels in place of the data's classes (gan.runs.wiring.build_module); None: the data's.
     label_count: int | None = None
 
+    def fit_data(self, n_images: int) -> None:
+        """The training set holds `n_images` (known before any work is done): a trick whose
+        settings the data cannot support adapts, saying so, or raises a one-line ValueError."""
+
     def d_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
         return images
 

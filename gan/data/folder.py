@@ -125,6 +125,9 @@ class FolderData(ImageDataModule):
         return [(p, label) for label, name in enumerate(self.classes)
                 for p in _images_under(self.root / name, recursive=True)]
 
+    def train_size(self) -> int:
+        return len(self.files())
+
     def read(self, path: Path) -> torch.Tensor:
         with Image.open(path) as img:
             img = img.convert("L" if self.channels == 1 else "RGB")

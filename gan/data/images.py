@@ -120,6 +120,11 @@ class ImageDataModule(L.LightningDataModule):
     def load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def train_size(self) -> int | None:
+        """How many training images there are, known without loading them (None: unknown):
+        settings that depend on it are checked against it before any work."""
+        return None
+
     def _device(self) -> torch.device:
         trainer = getattr(self, "trainer", None)
         if self.on_device and trainer is not None:
@@ -167,6 +172,9 @@ class _TorchvisionIDX(ImageDataModule):
         super().__init__(**kwargs)
         self.root = Path(root if root is not None else default_root()).expanduser()
         self.download = download
+
+    def train_size(self) -> int:
+        return self.sizes[True]
 
     @property
     def raw_dir(self) -> Path:
@@ -243,6 +251,9 @@ class FakeData(ImageDataModule):
     def __init__(self, n: int = 512, img_shape=(1, 28, 28), num_classes: int = 10, **kwargs):
         super().__init__(**kwargs)
         self.n, self.img_shape, self.num_classes = n, tuple(img_shape), num_classes
+
+    def train_size(self) -> int:
+        return self.n
 
     def load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed + int(train))

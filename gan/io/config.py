@@ -46,19 +46,26 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
     return instantiate(node, **kwargs)
 
 
+# Overrides that say how a job runs, not what it trains: never in a job folder's name. A
+# study's `+study=` names its sweep dir already.
+NOT_IN_NAMES = ("ckpt_path", "skip_done", "overwrite", "study")
+
+
 def short_dirname(overrides: str, _root_: DictConfig | None = None, limit: int = 120) -> str:
-    """A sweep job's folder name: the swept `key=value`s first, the overrides every job shares
-    left out (index.tsv and .hydra/overrides.yaml keep them all). Cut to `limit` characters (file
+    """A sweep job's folder name: the swept `key=value`s first, then the overrides every job
+    shares, so the name is unique to the job's whole override set (a second sweep with another
+    shared override never lands in the first one's folders). Cut to `limit` characters (file
     names stop at 255 bytes) with a hash of the whole so names stay unique."""
     name = overrides
     if _root_ is not None:
-        swept = swept_keys(_root_.hydra.sweep.dir)
+        swept = [k.lstrip("+~") for k in swept_keys(_root_.hydra.sweep.dir)]
         task = {o.lstrip("+~").split("=", 1)[0]: o.lstrip("+~")
                 for o in _root_.hydra.overrides.task}
         # `+variant=x` sweeps are listed as `+variant` in swept_keys.txt: match without the `+`
-        varying = [task[k.lstrip("+~")] for k in swept if k.lstrip("+~") in task]
-        if varying:
-            name = ",".join(varying)
+        varying = [task[k] for k in swept if k in task]
+        shared = [v for k, v in task.items() if k not in swept and k not in NOT_IN_NAMES]
+        if varying or shared:
+            name = ",".join(varying + shared)
     name = name.replace("/", "_")
     if len(name) <= limit:
         return name

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gan.io.errors import UsageError
 
@@ -86,8 +86,33 @@ def _check_accelerator(cfg: DictConfig) -> None:
                          f"use trainer.accelerator=cpu (or auto)")
 
 
+def _config_keys(node, prefix: str = "") -> set[str]:
+    """Every key of a config, leaves and the nodes above them (`optim`, `optim.lr_g`, ...)."""
+    keys = {prefix} if prefix else set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            keys |= _config_keys(value, f"{prefix}.{key}" if prefix else str(key))
+    return keys
+
+
+def _check_resume_allow(cfg: DictConfig) -> None:
+    allow = (cfg.get("resume") or {}).get("allow")
+    if allow is None:
+        return
+    if not isinstance(allow, ListConfig):
+        raise UsageError(f"resume.allow={allow} must be a list of config keys, e.g. "
+                         f"'resume.allow=[optim.lr_g,optim.lr_d]'")
+    known = _config_keys(OmegaConf.to_container(cfg, resolve=False))
+    unknown = [str(k) for k in allow if str(k).rstrip(".") not in known]
+    if unknown:
+        raise UsageError(f"resume.allow=[{','.join(map(str, allow))}] names "
+                         f"{', '.join(unknown)}, not a key of this config (a typo?); e.g. "
+                         f"'resume.allow=[optim.lr_g]'")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise UsageError for a config that cannot train."""
+    _check_resume_allow(cfg)
     _check_latent_dim(cfg)
     _check_lr(cfg)
     _check_devices(cfg)

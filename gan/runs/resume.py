@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan.io.artefacts import update_status
 from gan.io.checkpoint import remove_stale_temps
+from gan.runs.folder import resume_line
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Resumable(Checkpoint):
         self.started = False  # fit reached on_train_start (Lightning skips it at budget's end)
         self.signal: str | None = None
         self._previous_sigint = None
+        self.trained = False  # a whole batch has been trained: from here a signal saves a step
+        self.in_batch = False  # inside a training batch: a signal waits for its end (Lightning)
 
     @property
     def last_path(self) -> Path:
@@ -90,7 +93,11 @@ class Resumable(Checkpoint):
     def on_train_end(self, trainer, pl_module):
         self._restore_sigint()
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.in_batch = True
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.trained, self.in_batch = True, False
         n = self.every_n_batches
         if n and (batch_idx + 1) % n == 0 and batch_idx + 1 < trainer.num_training_batches:
             # the epoch's end has its own save
@@ -101,6 +108,10 @@ class Resumable(Checkpoint):
 
     def on_exception(self, trainer, pl_module, exception):
         self._restore_sigint()
+        if isinstance(exception, Interrupted):  # stopped outside a batch: its checkpoint stands
+            self._status(pl_module, status="interrupted", signal=exception.signal_name,
+                         ckpt_path=str(exception.ckpt_path))
+            return
         if not isinstance(exception, SIGTERMException):
             return  # a failure, or a second Ctrl-C mid-step: gan.train records it
         self.signal = self.signal or "SIGTERM"
@@ -108,6 +119,60 @@ class Resumable(Checkpoint):
         trainer.save_checkpoint(self.last_path, weights_only=False)
         self._status(pl_module, status="interrupted", signal=self.signal,
                      ckpt_path=str(self.last_path))
+
+
+class Interrupted(SystemExit):
+    """SIGTERM or Ctrl-C stopped training; `ckpt_path` resumes it (a checkpoint written at this
+    step, or, stopped outside a batch, the last one written)."""
+
+    def __init__(self, signal_name: str, ckpt_path: Path):
+        super().__init__(130 if signal_name == "SIGINT" else 143)  # 128 + the signal's number
+        self.signal_name, self.ckpt_path = signal_name, ckpt_path
+
+    def __reduce__(self):  # a joblib job sends it to the sweep process: rebuild from these
+        return type(self), (self.signal_name, self.ckpt_path)
+
+
+class SetupInterrupted(SystemExit):
+    """SIGTERM or Ctrl-C before the first batch was trained (data loading, clustering,
+    compilation): the run stops at once; nothing was trained, and every file is whole."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(130 if signal_name == "SIGINT" else 143)
+        self.signal_name = signal_name
+
+    def __reduce__(self):
+        return type(self), (self.signal_name,)
+
+
+_active: list[Resumable] = []  # the run this process trains now (set by wiring._fit)
+
+
+def on_signal(signum, frame) -> None:
+    """gan.train's SIGTERM/SIGINT handler, from its start, so a signal stops the run within
+    seconds in any phase. Lightning calls it after its own (which asks the loop to stop after
+    the batch):
+    - before the first batch is trained: raise SetupInterrupted now;
+    - inside a batch: return; Lightning stops after it, Resumable saves that step;
+    - outside a batch (evaluation, checkpoint writing, the final metrics) with a checkpoint
+      already written: raise Interrupted now; that checkpoint resumes the run (at most one
+      checkpoint interval lost, as after kill -9). Without one, the next batch boundary."""
+    run = _active[-1] if _active else None
+    name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+    if run is not None:
+        run.signal = name = run.signal or name
+    if run is None or not run.trained:
+        raise SetupInterrupted(name)
+    if run.in_batch or not run.last_path.is_file():
+        return
+    raise Interrupted(name, run.last_path)
+
+
+def stop_on_signals() -> None:
+    """Install on_signal for SIGTERM and Ctrl-C (main thread only: Python's rule)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
 
 
 def finish_without_training(trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -122,16 +187,9 @@ def finish_without_training(trainer: L.Trainer, module: L.LightningModule) -> No
 
 
 def resume_command(ckpt_path: Path) -> str:
-    """The command line that resumes this run (same overrides, same run dir)."""
+    """The command line that resumes this run (same overrides, same run dir), quoted so that it
+    runs as printed: a sweep job's folder name holds `=`, which Hydra reads unquoted as syntax."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra = HydraConfig.get()
-    overrides = [o for o in hydra.overrides.task if not o.startswith("ckpt_path=")]
-    run_dir = f"hydra.run.dir={hydra.runtime.output_dir}"
-    args = [*overrides, f"ckpt_path={ckpt_path}"]
-    if not any(o.startswith("hydra.run.dir=") for o in hydra.overrides.hydra):
-        args.append(run_dir)
-    else:
-        args += [o for o in hydra.overrides.hydra if o.startswith("hydra.run.dir=")]
-    quoted = " ".join(f"'{a}'" if any(c in a for c in " []{},*?$") else a for a in args)
-    return f"python -m gan.train {quoted}"
+    return resume_line(list(hydra.overrides.task), hydra.runtime.output_dir, ckpt_path)

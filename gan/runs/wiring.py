@@ -26,7 +26,7 @@ from gan.runs.compile import compile_mode, compile_nets
 from gan.runs.init_from import InitFrom
 from gan.runs.quiet import quiet_adverts
 from gan.runs.resources import job_resources
-from gan.runs.resume import Resumable, finish_without_training
+from gan.runs.resume import Interrupted, Resumable, _active, finish_without_training
 from gan.runs.resume_config import ApplyOptimizerSettings, check_resume
 from gan.runs.thin import idle_hooks_off, progress_bar
 
@@ -38,6 +38,10 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
     Every entry point, test and benchmark builds a module through here."""
     datamodule = datamodule if datamodule is not None else build(cfg.data)
     tricks = [build(node) for node in (cfg.get("tricks") or {}).values()]
+    size = datamodule.train_size() if hasattr(datamodule, "train_size") else None
+    if size is not None:  # checked against the data, before anything is loaded or trained
+        for trick in tricks:
+            trick.fit_data(size)
     # A pseudo-label trick (self-conditioning) sets how many labels the nets embed.
     own = [t.label_count for t in tricks if t.label_count is not None]
     shapes = {"img_shape": datamodule.img_shape,
@@ -68,17 +72,6 @@ def stored_config(cfg: DictConfig, datamodule) -> dict:
     if getattr(datamodule, "name", None):
         config["data"]["name"] = datamodule.name
     return config
-
-
-class Interrupted(SystemExit):
-    """SIGTERM or Ctrl-C stopped training after a checkpoint at that step was written."""
-
-    def __init__(self, signal_name: str, ckpt_path: Path):
-        super().__init__(130 if signal_name == "SIGINT" else 143)  # 128 + the signal's number
-        self.signal_name, self.ckpt_path = signal_name, ckpt_path
-
-    def __reduce__(self):  # a joblib job sends it to the sweep process: rebuild from these
-        return type(self), (self.signal_name, self.ckpt_path)
 
 
 def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (),
@@ -125,6 +118,15 @@ def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Train
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,
                  cfg.model.discriminator.get("norm", "n/a"))
     resumable = Resumable(cfg.get("save_every_n_batches"))  # signals, RNG, status: always on
+    _active.append(resumable)
+    try:
+        return _fit_with(cfg, module, tricks, datamodule, resumable, extra)
+    finally:
+        _active.remove(resumable)
+
+
+def _fit_with(cfg: DictConfig, module: GAN, tricks: list, datamodule, resumable: Resumable,
+              extra: list) -> tuple[L.Trainer, GAN]:
     if cfg.ckpt_path is not None:  # a resume goes on with the config it was trained with
         ckpt = load_checkpoint(cfg.ckpt_path)
         refuse_retired(ckpt["state_dict"], cfg.ckpt_path)  # before its config's differences

@@ -60,11 +60,29 @@ def open_image(path: str | Path) -> Image.Image:
                          f"{err}") from None
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit (or 32-bit integer) grey image as 8-bit, scaled, not clipped: PIL's convert("L")
+    clips every value above 255 to white, and a 16-bit scan then has no ink."""
+    if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return image
+    x = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or x.max() > 255 else 255.0
+    if image.mode == "F":
+        top = max(float(x.max()), 1.0) if x.max() > 1 else 1.0
+    return Image.fromarray(np.clip(np.round(x / top * 255), 0, 255).astype(np.uint8), "L")
+
+
 def _flatten(image: Image.Image, grayscale: bool) -> Image.Image:
-    """Grey ("L") or "RGB"; transparency is composited on white paper."""
-    if image.mode in ("RGBA", "LA", "P", "PA"):
+    """Grey ("L") or "RGB". Transparency is composited onto paper of the colour that sets the
+    ink off: white for dark ink, black for light ink (white strokes on a transparent sheet)."""
+    image = _eight_bit(image)
+    if image.mode in ("RGBA", "LA", "P", "PA") or (image.mode in ("L", "RGB")
+                                                   and "transparency" in image.info):
         image = image.convert("RGBA")
-        paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        rgba = np.asarray(image, dtype=np.float64) / 255
+        ink = rgba[..., 3] > 0.5
+        light = ink.any() and rgba[..., :3][ink].mean() > 0.5 and not ink.all()
+        paper = Image.new("RGBA", image.size, (0, 0, 0, 255) if light else (255, 255, 255, 255))
         image = Image.alpha_composite(paper, image)
     return image.convert("L" if grayscale else "RGB")
 

@@ -20,6 +20,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from gan.io.config import build
+from gan.sweeps.search import CONDITIONAL, poisoned
 from gan.sweeps.space import parse_space
 from gan.sweeps.stale import Heartbeat, retry_stale
 from gan.sweeps.storage import open_storage
@@ -67,6 +68,14 @@ class Search:
 
     def ask(self, study: optuna.Study, space: dict, fixed: dict, config: DictConfig):
         trial = study.ask()
+        # A queued trial whose values the space cannot hold (queued by hand, or before the
+        # space changed): failed with its reason on first contact, and the next one asked.
+        while (why := poisoned(trial, {**space, **{k: d for k, d in CONDITIONAL.values()}})):
+            trial.set_user_attr("outcome", f"not run: {why}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.counts["FAIL"] += 1
+            log.error("trial %d not run, failed: %s", trial.number, why)
+            trial = study.ask()
         study.sampler = self._sampler(trial.number)
         for name, distribution in space.items():
             trial._suggest(name, distribution)

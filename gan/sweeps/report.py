@@ -87,8 +87,8 @@ STATUS_COLUMNS = ("ok", "diverged", "failed")    # unreadable counts as failed
 DEFAULT_IGNORE = ("seed",)
 # Keys that say how a run was run, not what was trained: they never split groups (a resumed
 # run is one more seed of its variant, not a variant of its own).
-BOOKKEEPING = ("ckpt_path", "skip_done", "threads", "save_every_n_batches", "init_from_log",
-               "trainer.enable_progress_bar", "trainer.default_root_dir", "hydra",
+BOOKKEEPING = ("ckpt_path", "skip_done", "overwrite", "threads", "save_every_n_batches",
+               "init_from_log", "trainer.enable_progress_bar", "trainer.default_root_dir", "hydra",
                "hparams_search", "logger")
 
 

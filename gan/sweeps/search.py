@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-# trick in the sampled `tricks` list -> (override key, how to sample it)
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from gan.sweeps.space import outside, parse_space, value_in
+
+# trick in the sampled `tricks` list -> (override key, its distribution)
 CONDITIONAL = {
-    "r1": ("tricks.r1.gamma", lambda trial, key: trial.suggest_float(key, 0.01, 10.0, log=True)),
-    "ema": ("tricks.ema.decay", lambda trial, key: trial.suggest_categorical(key, [0.99, 0.999])),
+    "r1": ("tricks.r1.gamma", FloatDistribution(0.01, 10.0, log=True)),
+    "ema": ("tricks.ema.decay", CategoricalDistribution([0.99, 0.999])),
 }
 
 
@@ -31,8 +35,8 @@ def trick_knobs(cfg: Any, trial: Any) -> None:
     the tricks this trial turned on to `trial.params` (they become its overrides)."""
     for trick in chosen_tricks(trial.params.get("tricks")):
         if trick in CONDITIONAL:
-            key, suggest = CONDITIONAL[trick]
-            suggest(trial, key)
+            key, dist = CONDITIONAL[trick]
+            trial._suggest(key, dist)
 
 
 def enqueue(storage: str, study_name: str, params: dict[str, Any]) -> None:
@@ -75,24 +79,34 @@ def queued_trial(cfg: Any, knobs: dict[str, str]) -> tuple[str, str, dict[str, A
     from gan.sweeps.storage import storage_url
 
     sweeper = cfg.hydra.sweeper
-    space = set(sweeper.get("params") or {}) | {key for key, _ in CONDITIONAL.values()}
-    unknown = sorted(set(knobs) - space)
+    space = full_space(sweeper.get("params"))
+    unknown = sorted(set(knobs) - set(space))
     if unknown:
         raise ValueError(f"{', '.join(unknown)} not in the search space of "
                          f"{sweeper.study_name} (hydra.sweeper.params: {', '.join(sorted(space))})")
+    # a value the space cannot hold would poison the study: every worker would meet it
+    bad = [why for key, value in knobs.items() if (why := outside(key, value, space[key]))]
+    if bad:
+        raise ValueError("; ".join(bad))
     if not knobs:
         raise ValueError("give the trial's values: key=value for knobs of hydra.sweeper.params")
     storage = storage_url(sweeper.get("storage"), cfg.hydra.sweep.dir)
     if "://" not in storage and not Path(storage).is_file():
         raise ValueError(f"no study at {storage}; start the search first "
                          f"(python -m gan.train -m hparams_search=...)")
-    return storage, str(sweeper.study_name), {k: parse_value(v) for k, v in knobs.items()}
+    return storage, str(sweeper.study_name), {k: value_in(v, space[k]) for k, v in knobs.items()}
 
 
-def parse_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+def full_space(params) -> dict:
+    """Every knob's distribution: `hydra.sweeper.params`, and the tricks' own knobs."""
+    space, _ = parse_space(dict(params or {}), [])
+    return {**space, **{key: dist for key, dist in CONDITIONAL.values()}}
+
+
+def poisoned(trial: Any, space: dict) -> str | None:
+    """Why a queued trial's fixed values (`gan.search`, or Optuna's enqueue_trial) do not fit
+    the search space, or None: such a trial is failed with the reason, never run."""
+    fixed = trial.storage.get_trial_system_attrs(trial._trial_id).get("fixed_params") or {}
+    bad = [why for key, value in fixed.items() if key in space
+           and (why := outside(key, value, space[key]))]
+    return "; ".join(bad) or None

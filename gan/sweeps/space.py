@@ -61,3 +61,36 @@ def parse_space(params: dict[str, Any] | None,
         else:
             fixed[key] = override.get_value_element_as_str()
     return space, fixed
+
+
+def describe(dist: BaseDistribution) -> str:
+    """A distribution as a user reads it: `choice(32, 64, 128)`, `interval [1e-05, 0.001], log`."""
+    if isinstance(dist, CategoricalDistribution):
+        return f"choice({', '.join(map(str, dist.choices))})"
+    grid = f", step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
+    kind = "integers" if isinstance(dist, IntDistribution) else "interval"
+    return f"{kind} [{dist.low}, {dist.high}]{', log' if dist.log else ''}{grid}"
+
+
+def outside(key: str, value: Any, dist: BaseDistribution) -> str | None:
+    """Why `key=value` is not a point of `dist` (its type, range or choices), or None."""
+    if isinstance(dist, CategoricalDistribution):
+        matches = [c for c in dist.choices if c == value or str(c) == str(value)]
+        return None if matches else f"{key}={value} is not one of {describe(dist)}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"{key}={value} is not a number; the search space is {describe(dist)}"
+    if isinstance(dist, IntDistribution) and number != int(number):
+        return f"{key}={value} is not an integer; the search space is {describe(dist)}"
+    if not dist._contains(dist.to_internal_repr(int(number) if isinstance(
+            dist, IntDistribution) else number)):
+        return f"{key}={value} is outside the search space {describe(dist)}"
+    return None
+
+
+def value_in(value: Any, dist: BaseDistribution) -> Any:
+    """`value` (checked by `outside`) as the distribution holds it: a choice as listed."""
+    if isinstance(dist, CategoricalDistribution):
+        return next(c for c in dist.choices if c == value or str(c) == str(value))
+    return int(float(value)) if isinstance(dist, IntDistribution) else float(value)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import optuna
 
+from gan.io.errors import UsageError
+
 JOURNAL = "optuna.journal"
 
 
@@ -33,7 +35,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage | str:
     from optuna.storages.journal import JournalFileBackend
 
     Path(url).parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(url))
+    try:
+        return JournalStorage(JournalFileBackend(url))
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:  # JSONDecodeError too
+        raise UsageError(f"{url} is not a readable Optuna journal ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:120]}): restore it, or move it aside to "
+                         f"start the study afresh") from None
+    except OSError as err:  # a read-only sweep dir: the journal's lock file cannot be made
+        raise UsageError(f"{url}: cannot open the Optuna journal ({err.strerror or err}); "
+                         f"hydra.sweep.dir must be writable") from None
 
 
 def load_study(url: str, study_name: str, **kwargs) -> optuna.Study:

@@ -22,6 +22,7 @@ encoder, centres and prior are buffers or modules of the GAN, so checkpoints hol
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from torch import nn
 
 from gan.core.trick import Trick
 from gan.data.images import to_unit_range
+
+log = logging.getLogger(__name__)
+DEFAULT_CLUSTERS, DEFAULT_N_IMAGES = 50, 10000
 
 
 def nearest(features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -79,8 +83,8 @@ class SelfConditioned(Trick):
     on `clusters` k-means clusters of D's features of `n_images` real training images,
     reclustered every `recluster_every` D steps."""
 
-    def __init__(self, clusters: int = 50, recluster_every: int = 2000, n_images: int = 10000,
-                 iters: int = 20, seed: int = 0):
+    def __init__(self, clusters: int = DEFAULT_CLUSTERS, recluster_every: int = 2000,
+                 n_images: int = DEFAULT_N_IMAGES, iters: int = 20, seed: int = 0):
         if clusters < 2 or recluster_every < 1 or n_images < clusters or iters < 1:
             raise ValueError(f"tricks.self_cond needs clusters >= 2, recluster_every >= 1, "
                              f"n_images >= clusters and iters >= 1, got clusters={clusters}, "
@@ -92,6 +96,31 @@ class SelfConditioned(Trick):
         self.module: nn.Module | None = None
         self.images: torch.Tensor | None = None
         self.assigned: torch.Tensor | None = None  # the subset's current cluster ids
+
+    def fit_data(self, n_images: int) -> None:
+        """Settings against the data. A value set on purpose (not the default) that the data
+        cannot give is refused in one line (clusters=100000 on MNIST's 60,000 images would run
+        for hours); the defaults adapt to a small folder: every image is clustered, and k is
+        lowered to the number of images, so no cluster is empty (G never draws an empty one)."""
+        if self.n_images > n_images and self.n_images != DEFAULT_N_IMAGES:
+            raise ValueError(f"tricks.self_cond.n_images={self.n_images}, but the training data "
+                             f"holds {n_images} images: set tricks.self_cond.n_images<={n_images}")
+        available = min(self.n_images, n_images)
+        if self.clusters > available and self.clusters != DEFAULT_CLUSTERS:
+            raise ValueError(f"tricks.self_cond.clusters={self.clusters}, but only {available} "
+                             f"images are clustered: set tricks.self_cond.clusters<={available}")
+        if available < 2:
+            raise ValueError(f"tricks=[self_cond] clusters the training images, and the data "
+                             f"holds {n_images}: give it at least 2, or leave self_cond out")
+        if available < self.n_images:
+            log.warning("tricks.self_cond: the data holds %d images, fewer than n_images=%d: "
+                        "clustering all %d", n_images, self.n_images, available)
+            self.n_images = available
+        if self.clusters > available:
+            log.warning("tricks.self_cond: %d images cannot fill clusters=%d: using %d clusters "
+                        "(set tricks.self_cond.clusters= to choose)", available, self.clusters,
+                        available)
+            self.clusters = self.label_count = available
 
     def setup(self, trainer, pl_module, stage):
         discriminator = pl_module.discriminator

@@ -48,4 +48,9 @@ class GanOptunaSweeper(Sweeper):
             conditional=get_method(self.custom_search_space) if self.custom_search_space
             else None,
             **self.settings)
-        return search.run(self.launcher, arguments, self.config)
+        from gan.io.errors import UsageError, exit_for
+
+        try:
+            return search.run(self.launcher, arguments, self.config)
+        except UsageError as err:  # a corrupt journal: one line naming it, not a traceback
+            raise exit_for("train", err, debug=False) from None
