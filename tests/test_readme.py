@@ -91,6 +91,15 @@ def check_pip(argv: list[str]) -> None:
         assert extra in declared, f"pip install -e {argv[3]}: no extra [{extra}] in pyproject.toml"
 
 
+def check_uv(argv: list[str]) -> None:
+    """`uv sync --locked [--extra X ...]`: the lock as committed (tests/test_lock.py keeps it
+    in step with pyproject.toml), with extras that exist."""
+    assert argv[:3] == ["uv", "sync", "--locked"] and (REPO / "uv.lock").is_file(), argv
+    named = [a for flag, a in zip(argv[3:], argv[4:]) if flag == "--extra"]
+    for extra in named:
+        check_pip(["pip", "install", "-e", f".[{extra}]"])
+
+
 def test_readme_commands_run_in_a_cheap_form(tmp_path, run_main):
     cmds = commands(README.read_text())
     run = tmp_path / "outputs" / "run"
@@ -98,6 +107,9 @@ def test_readme_commands_run_in_a_cheap_form(tmp_path, run_main):
     for argv in cmds:
         if argv[:2] == ["pip", "install"]:
             check_pip(argv)
+            continue
+        if argv[0] == "uv":  # the locked install: not run here (a full download)
+            check_uv(argv)
             continue
         if argv == ["pytest"]:
             continue  # the test command itself: test_test_command_is_what_ci_runs
