@@ -37,7 +37,8 @@ class SampleGrid(L.Callback):
         out = Path(trainer.default_root_dir) / "samples"
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / filename)
-        log_image(trainer, tag, grid, trainer.lightning_module.g_step)
+        if trainer.loggers:
+            log_image(trainer, tag, grid, trainer.lightning_module.g_step)
 
     @rank_zero_only
     def _log_fixed(self, trainer, pl_module, filename: str) -> None:
