@@ -4,22 +4,27 @@ Writes the sampling generator (EMA where the run kept one) as one file that runs
 package: ONNX (onnxruntime, no torch needed; `pip install .[export]`) or TorchScript
 (`torch.jit.load`). Inputs are `z` (batch, latent_dim) float32 and, for a conditional generator,
 `labels` (batch,) int64; the output `images` is (batch, C, H, W) in [-1, 1]. The batch size is
-dynamic, the latent size fixed. `<out>.json` beside the file records the shapes and classes.
+dynamic, the latent size fixed. `<out>.json` beside the file records the shapes and classes;
+the file itself carries the label space (none, the data's classes, or cluster ids with their
+frequencies) as metadata, and `<out>.md` beside it is the model card (gan/sampling/card.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
+import lightning
 import torch
 from omegaconf import DictConfig
 
 from gan.core.drawing import is_conditional
 from gan.io.errors import UsageError, entry_point
-from gan.io.files import check_output, write_json
+from gan.io.files import atomic_write, check_output, write_json
 from gan.io.keys import number
+from gan.sampling.card import card, label_space, run_dir_of
 from gan.sampling.export import (
     SUFFIX,
     example_inputs,
@@ -29,6 +34,7 @@ from gan.sampling.export import (
     wrap,
 )
 from gan.sampling.sampler import Sampler
+from gan.sweeps.spread import group_spread
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,7 @@ def check(cfg: DictConfig) -> Path:
                          f"name it so, or choose the format its name says")
     check_output(out, "out", (SUFFIX[cfg.format],), kind=KIND[cfg.format])
     check_output(out.with_suffix(out.suffix + ".json"), "out")
+    check_output(out.with_suffix(out.suffix + ".md"), "out")
     return out
 
 
@@ -66,7 +73,8 @@ def export(cfg: DictConfig) -> str:
     out = check(cfg)
     sampler = Sampler(cfg.ckpt_path)
     model = wrap(sampler)
-    info = {"format": cfg.format, "ckpt_path": str(cfg.ckpt_path),
+    space = label_space(sampler)
+    info = {"format": cfg.format, "ckpt_path": str(cfg.ckpt_path), "label_space": space,
             "latent_dim": sampler.generator.latent_dim,
             "conditional": is_conditional(sampler.generator),
             "num_classes": sampler.num_classes, "img_shape": list(sampler.img_shape),
@@ -78,14 +86,20 @@ def export(cfg: DictConfig) -> str:
     staged = out.with_name(f".{out.stem}.staged{out.suffix}")
     try:
         (export_onnx if cfg.format == "onnx" else export_torchscript)(
-            model, example_inputs(sampler, 2, seed=1), staged)
+            model, example_inputs(sampler, 2, seed=1), staged,
+            metadata={"label_space": json.dumps(space)})
         if cfg.check:
             info["check"] = compare(model, sampler, staged, cfg.atol)
         os.replace(staged, out)
     finally:
         staged.unlink(missing_ok=True)
     write_json(out.with_suffix(out.suffix + ".json"), info)
-    log.info("wrote %s (%.0f KiB)", out, out.stat().st_size / 1024)
+    versions = {"torch": torch.__version__, "lightning": lightning.__version__}
+    text = card(out, cfg.format, sampler, str(cfg.ckpt_path), space, versions,
+                group_spread(run_dir_of(cfg.ckpt_path)))
+    atomic_write(out.with_suffix(out.suffix + ".md"), lambda tmp: tmp.write_text(text))
+    log.info("wrote %s (%.0f KiB) and its model card %s.md", out, out.stat().st_size / 1024,
+             out.name)
     return str(out)
 
 

@@ -158,6 +158,15 @@ def install_line_env(spec: str) -> dict:
             "PYTHONPATH": str(REPO / "tests" / "import_guard")}
 
 
+def check_uv(argv: list[str]) -> None:
+    """`uv sync --locked [--extra X ...]`: the lock as committed (tests/test_lock.py keeps it
+    in step with pyproject.toml), with extras that exist."""
+    assert argv[:3] == ["uv", "sync", "--locked"] and (REPO / "uv.lock").is_file(), argv
+    named = [a for flag, a in zip(argv[3:], argv[4:]) if flag == "--extra"]
+    for extra in named:
+        check_pip(["pip", "install", "-e", f".[{extra}]"])
+
+
 # A child that composes each `gan.train` command (README overrides + the cheap form) and builds
 # its module: every part it names exists and builds. Run under the import guard, so it imports
 # nothing of the tests (pytest is not in the base install).
@@ -176,6 +185,9 @@ def test_readme_commands_run_in_a_cheap_form(tmp_path):
     for argv, spec in with_install_lines(README.read_text()):
         if argv[:2] == ["pip", "install"]:
             check_pip(argv)
+            continue
+        if argv[0] == "uv":  # the locked install: not run here (a full download)
+            check_uv(argv)
             continue
         if argv == ["pytest"]:
             continue  # the test command itself: test_test_command_is_what_ci_runs

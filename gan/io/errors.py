@@ -66,8 +66,25 @@ def usage_error(err: BaseException) -> UsageError | None:
     if isinstance(err, (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
         return UsageError(one_line(err))  # one line, whatever the original
     if isinstance(err, (HydraException, OmegaConfBaseException)):
-        return UsageError(one_line(err))  # an override Hydra or OmegaConf cannot apply
+        # an override Hydra or OmegaConf cannot apply
+        return UsageError(missing_option(str(err)) or one_line(err))
     return None
+
+
+def missing_option(message: str) -> str | None:
+    """Hydra's "Could not find/load 'group/name'" (a list like `logger=[tensorboard,x]` gets
+    no list of options from Hydra), as one line naming the options of conf/<group>/."""
+    import re
+
+    from gan.io.config import CONF_DIR
+
+    found = re.search(r"Could not (?:find|load) '((?:\w+/)*\w+)/([^'/]+)'", message)
+    folder = found and os.path.join(CONF_DIR, found.group(1))
+    if not found or not os.path.isdir(folder):
+        return None
+    options = sorted(name[:-5] for name in os.listdir(folder) if name.endswith(".yaml"))
+    return (f"Could not find '{found.group(1)}/{found.group(2)}': {found.group(1)}= takes "
+            f"{', '.join(options)}")
 
 
 def one_line(err: BaseException) -> str:

@@ -29,6 +29,7 @@ from gan.runs.resources import job_resources
 from gan.runs.resume import Interrupted, Resumable, _active, finish_without_training
 from gan.runs.resume_config import ApplyOptimizerSettings, check_resume
 from gan.runs.thin import idle_hooks_off, progress_bar
+from gan.runs.trackers import build_loggers
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,10 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (),
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], **device_kwargs) -> L.Trainer:
     """The Trainer of a run: the configured callbacks and budget, then `callbacks` (the module's
-    tricks, Resumable, extras), the configured logger, and atomic checkpoint writes. The only
-    place in gan/ that builds a Trainer. Thin per batch (gan/runs/thin.py): the progress bar
-    updates at log boundaries, and hooks a callback does not override are not dispatched."""
+    tricks, Resumable, extras), the configured loggers (gan/runs/trackers.py), and atomic
+    checkpoint writes. The only place in gan/ that builds a Trainer. Thin per batch
+    (gan/runs/thin.py): the progress bar updates at log boundaries, and hooks a callback does
+    not override are not dispatched."""
     quiet_adverts()  # no "💡 Tip" advertisements from Lightning on the console
     configured = [build(node) for node in (cfg.get("callbacks") or {}).values()
                   if node is not None]
@@ -102,8 +104,9 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], **device_kwargs)
         configured.append(build(cfg.budget))
     if cfg.trainer.get("enable_progress_bar", True):  # Lightning's bar, updated on boundaries
         configured.append(progress_bar())
-    trainer = build(cfg.trainer, callbacks=configured + callbacks, logger=build(cfg.logger),
-                    plugins=[AtomicCheckpointIO()], **device_kwargs)
+    trainer = build(cfg.trainer, callbacks=configured + callbacks,
+                    logger=build_loggers(cfg) or False, plugins=[AtomicCheckpointIO()],
+                    **device_kwargs)
     idle_hooks_off(trainer.callbacks)  # per-batch hooks nobody overrides: not dispatched
     return trainer
 

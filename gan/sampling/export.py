@@ -56,21 +56,37 @@ def wrap(sampler: Sampler) -> SamplingGenerator:
     return cls(sampler.generator).eval().requires_grad_(False)
 
 
-def export_onnx(model: SamplingGenerator, inputs: tuple[torch.Tensor, ...], out: Path) -> None:
+def export_onnx(model: SamplingGenerator, inputs: tuple[torch.Tensor, ...], out: Path,
+                metadata: dict[str, str] | None = None) -> None:
+    """`metadata`: the model's metadata_props (onnxruntime: `session.get_modelmeta().
+    custom_metadata_map`), e.g. the label space sampling needs."""
     names = ["z", "labels"][: len(inputs)]
     batch = torch.export.Dim("batch")
     program = torch.onnx.export(model, inputs, dynamo=True, input_names=names,
                                 output_names=["images"],
                                 dynamic_shapes={name: {0: batch} for name in names})
-    atomic_write(out, lambda tmp: program.save(str(tmp)))
+
+    def write(tmp: Path) -> None:
+        program.save(str(tmp))
+        if metadata:
+            import onnx
+
+            proto = onnx.load(str(tmp))
+            onnx.helper.set_model_props(proto, metadata)
+            onnx.save(proto, str(tmp))
+
+    atomic_write(out, write)
 
 
 def export_torchscript(model: SamplingGenerator, inputs: tuple[torch.Tensor, ...],
-                       out: Path) -> None:
+                       out: Path, metadata: dict[str, str] | None = None) -> None:
+    """`metadata`: extra files inside the archive (`torch.jit.load(path, _extra_files=...)`),
+    each named `<key>.json`."""
     # Tracing records the tensor operations; the batch stays free (G reshapes with -1 or a
     # batch read from the input), and `check_trace` compares it with eager mode once.
     traced = torch.jit.trace(model, inputs)
-    atomic_write(out, lambda tmp: torch.jit.save(traced, str(tmp)))
+    extra = {f"{key}.json": value for key, value in (metadata or {}).items()}
+    atomic_write(out, lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=extra))
 
 
 def run_exported(path: Path, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
 from gan.core.progress import paused
+from gan.sampling.trackers import log_image
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,8 @@ class SampleGrid(L.Callback):
     """Grids of the module's fixed noise every `every_n_epochs` epochs and/or `every_n_steps`
     G steps, plus one grid of real images at the start and a final grid at the end.
 
-    Each grid goes to TensorBoard (`samples/...`, x-axis = G step) and to a PNG in
-    `<run dir>/samples/`."""
+    Each grid goes to every tracker that takes images (`samples/...`, x-axis = G step) and to a
+    PNG in `<run dir>/samples/`."""
 
     def __init__(self, every_n_epochs: int | None = 1, every_n_steps: int | None = None,
                  nrow: int = 8):
@@ -37,9 +37,8 @@ class SampleGrid(L.Callback):
         out = Path(trainer.default_root_dir) / "samples"
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / filename)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(tag, grid, trainer.lightning_module.g_step)
+        if trainer.loggers:
+            log_image(trainer, tag, grid, trainer.lightning_module.g_step)
 
     @rank_zero_only
     def _log_fixed(self, trainer, pl_module, filename: str) -> None:
@@ -75,7 +74,7 @@ class ClassGrid(SampleGrid):
     alone changes and a row how well one class covers its variations.
 
     Logged on SampleGrid's schedule (`every_n_epochs` / `every_n_steps`, and at the end) to
-    TensorBoard as `samples/per_class` and to `<run dir>/samples/per_class_*.png`. A no-op when
+    the trackers as `samples/per_class` and to `<run dir>/samples/per_class_*.png`. A no-op when
     the generator is not conditional (no `conditional` attribute, or it is False), so it can sit
     in the default callbacks."""
 

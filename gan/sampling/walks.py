@@ -8,7 +8,7 @@
 - `class_sweeps` (conditional G): K seeded z, each written as every class in turn.
 
 `gan.generate interpolate=K` writes both as PNG; the `Interpolation` callback logs them to
-TensorBoard and `<run dir>/samples/` at the end of a training run.
+the trackers (TensorBoard, MLflow, W&B) and `<run dir>/samples/` at the end of a training run.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.core.drawing import is_conditional, to_grid
 from gan.core.progress import paused
+from gan.sampling.trackers import log_image
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ def class_sweeps(sample, latent_dim: int, num_classes: int, rows: int, seed: int
 
 class Interpolation(L.Callback):
     """At the end of training: `samples/interpolation` (slerp strips) and, for a conditional
-    G, `samples/class_sweep` to TensorBoard and `<run dir>/samples/*.png`."""
+    G, `samples/class_sweep` to the trackers and `<run dir>/samples/*.png`."""
 
     def __init__(self, pairs: int = 8, steps: int = 8, seed: int = 0):
         if pairs < 1 or steps < 2:
@@ -92,6 +92,4 @@ class Interpolation(L.Callback):
         for name, (images, nrow) in grids.items():
             grid = to_grid(images, nrow)
             save_image(grid, out / f"{name}.png")
-            for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_image(f"samples/{name}", grid, pl_module.g_step)
+            log_image(trainer, f"samples/{name}", grid, pl_module.g_step)

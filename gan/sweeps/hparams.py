@@ -1,5 +1,6 @@
-"""TensorBoard HParams: each run's swept keys with its final metrics, so the HPARAMS tab of
-`tensorboard --logdir <sweep dir>` lists the jobs of a sweep side by side and sorts them."""
+"""Each run's swept keys with its final metrics: TensorBoard's HParams records, so the HPARAMS
+tab of `tensorboard --logdir <sweep dir>` lists the jobs of a sweep side by side and sorts them,
+and the same params and `final/*` metrics to every other tracker (MLflow, W&B, CSV)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
 from gan.metrics.callback import final_metrics
+from gan.runs.trackers import job_overrides
 
 TRAIN_KEYS = ("train/d_loss", "train/g_loss")  # last values: metrics where there is no classifier
 
@@ -30,32 +32,13 @@ def override_params(overrides: list[str], config: dict) -> dict[str, float | int
     return params
 
 
-def job_overrides() -> list[str]:
-    """This job's overrides; in a sweep, only the swept ones (the keys that tell jobs apart:
-    TensorBoard shows the first few hparams columns only)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from gan.io.artefacts import swept_keys
-
-    if not HydraConfig.initialized():
-        return []
-    hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        swept = set(swept_keys(hydra_cfg.sweep.dir))
-        if swept:
-            overrides = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in swept]
-    return overrides
-
-
 class HParams(L.Callback):
     """At the end of training (after the Metrics callback wrote the final metrics), writes the
-    hparams plugin's session records with `final/<metric>` scalars at the last G step."""
+    hparams plugin's session records with `final/<metric>` scalars at the last G step to
+    TensorBoard, and the same params and metrics to the other loggers."""
 
     def on_train_end(self, trainer, pl_module):
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers or not trainer.is_global_zero:
+        if not trainer.loggers or not trainer.is_global_zero:
             return
         final = final_metrics(trainer)
         for key in TRAIN_KEYS:
@@ -63,9 +46,18 @@ class HParams(L.Callback):
                 final[key] = float(trainer.callback_metrics[key])
         metrics = {"final/" + key.split("/", 1)[-1]: value for key, value in final.items()}
         params = override_params(job_overrides(), pl_module.hparams.get("config") or {})
-        writer = loggers[0].experiment
-        for summary in hparams(params, metrics):
-            writer.file_writer.add_summary(summary)
-        for tag, value in metrics.items():
-            writer.add_scalar(tag, value, pl_module.g_step)
-        writer.flush()
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                tensorboard_hparams(logger.experiment, params, metrics, pl_module.g_step)
+            else:
+                logger.log_hyperparams(params)
+                logger.log_metrics(metrics, step=pl_module.g_step)
+                logger.save()
+
+
+def tensorboard_hparams(writer, params: dict, metrics: dict, step: int) -> None:
+    for summary in hparams(params, metrics):
+        writer.file_writer.add_summary(summary)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value, step)
+    writer.flush()

@@ -13,13 +13,24 @@ from omegaconf import MISSING
 
 @dataclass
 class TPE:
+    """Every choice stated, so an Optuna upgrade changes nothing silently: Optuna 5 made
+    multivariate TPE with constant liar its default (Optuna 4: independent TPE, no liar); we
+    chose the same on every Optuna >= 4 (docs/search.md#the-sampler-and-pruner-stated)."""
     _target_: str = "optuna.samplers.TPESampler"
     seed: Any = None               # offset by the trial number (workers draw different knobs)
     n_startup_trials: int = 10     # random trials before TPE models the space
+    n_ei_candidates: int = 24      # candidates drawn per suggestion
+    multivariate: bool = True      # one joint density over the knobs (lr_g with lr_d), not one
+    #                                per knob
+    group: bool = False            # true: a conditional space (trick knobs) split into groups
+    # Running trials count as if they had the worst value seen, so workers on one journal (or
+    # n_jobs > 1) do not all try the same region; no effect while no other trial runs.
+    constant_liar: bool = True
 
 
 @dataclass
 class Random:
+    """Uniform draws: the baseline TPE has to beat."""
     _target_: str = "optuna.samplers.RandomSampler"
     seed: Any = None
 
@@ -36,6 +47,7 @@ class Median:
     n_startup_trials: int = 4      # trials that finish before any is pruned
     n_warmup_steps: int = 0        # steps (evaluations x seeds) of a trial never pruned
     interval_steps: int = 1
+    n_min_trials: int = 1          # trials reported at a step before it can prune there
 
 
 @dataclass
@@ -46,6 +58,7 @@ class Halving:
     min_resource: Any = "auto"
     reduction_factor: int = 3
     min_early_stopping_rate: int = 0
+    bootstrap_count: int = 0
 
 
 @dataclass
