@@ -56,13 +56,14 @@ def missing_package(err: BaseException) -> UsageError | None:
 def usage_error(err: BaseException) -> UsageError | None:
     """The one-line usage error inside `err` (unwrapping Hydra's InstantiationException), or
     None when `err` is not bad input."""
-    missing = missing_package(err)
-    if missing is not None:
-        return missing
+    outer = err
     while isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
-    if isinstance(err, UsageError):
+    if isinstance(err, UsageError):  # our own line first (it may say more: logger=mlflow ...)
         return err
+    missing = missing_package(outer)
+    if missing is not None:
+        return missing
     if isinstance(err, (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
         return UsageError(one_line(err))  # one line, whatever the original
     if isinstance(err, (HydraException, OmegaConfBaseException)):
