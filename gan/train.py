@@ -20,7 +20,7 @@ from gan.core.guard import Diverged
 from gan.io.artefacts import clear_failed, read_status, update_status, write_failed
 from gan.io.errors import UsageError, entry_point
 from gan.runs.folder import command, holds_run
-from gan.runs.lock import RunFolderBusy, acquire, release, restore_configs
+from gan.runs.lock import RunFolderBusy, acquire, ddp_child, release, restore_configs
 from gan.runs.resume import Interrupted, SetupInterrupted, resume_command, stop_on_signals
 from gan.runs.wiring import finished, fit, objective
 from gan.sweeps.pruning import Pruned
@@ -33,6 +33,8 @@ def train(cfg: DictConfig) -> float | None:
     out = Path(HydraConfig.get().runtime.output_dir)
     # A single run's lock was taken by RunFolder (conf/hydra), before Hydra wrote there; a
     # sweep job takes its own folder's here (a second sweep into the same folder is refused).
+    if ddp_child():  # a DDP rank > 0: rank 0 holds the folder
+        return run(cfg, out)
     try:
         acquire(out)
     except RunFolderBusy as err:

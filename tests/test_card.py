@@ -38,9 +38,11 @@ def test_the_card_and_the_label_space_of_a_default_recipe_export(tmp_path, run_m
                             f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert code == 0, err
     stamp = protocol("fake", "sha-of-extractor", 10000, "test", "ema", 0)
+    jobs = {}
     for seed, fid in ((0, 30.0), (1, 40.0)):  # fake data has no classifier: metrics by hand
-        write_metrics(sweep / f"{seed}_seed={seed}" / "metrics.json", {"fid": fid}, stamp)
-    ckpt = sweep / "0_seed=0" / "checkpoints" / "last.ckpt"
+        [jobs[seed]] = sweep.glob(f"{seed}_seed={seed},*")  # then the shared overrides
+        write_metrics(jobs[seed] / "metrics.json", {"fid": fid}, stamp)
+    ckpt = jobs[0] / "checkpoints" / "last.ckpt"
     out = tmp_path / "export" / "generator.onnx"
     code, _, err = run_main("gan.export", f"ckpt_path='{ckpt}'", f"out={out}", cwd=tmp_path)
     assert code == 0, err

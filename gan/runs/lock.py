@@ -150,6 +150,12 @@ def busy_message(key: str, run_dir: Path, holder: dict, path: Path) -> str:
             f"another {key}=")
 
 
+def ddp_child() -> bool:
+    """True in a process Lightning's DDP launcher started for rank > 0: it re-runs `gan.train`
+    with the same run folder, which rank 0 owns (and locked) already."""
+    return any(int(os.environ.get(key) or 0) > 0 for key in ("LOCAL_RANK", "NODE_RANK"))
+
+
 def acquire(run_dir: str | os.PathLike, key: str = "hydra.run.dir", name: str = LOCK) -> None:
     """Own `run_dir` (made if absent) or raise RunFolderBusy naming the live owner."""
     run_dir = Path(run_dir).resolve()
@@ -260,6 +266,8 @@ class RunFolder(Callback):
     sweep's lock (gan/sweeps/continuation.py) and take their own folder's in gan.train."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if ddp_child():  # rank 0 holds the folder for the whole DDP run
+            return
         run_dir = Path(config.hydra.run.dir).resolve()
         try:
             sweep = held_by_other(run_dir.parent, SWEEP_LOCK)
@@ -286,4 +294,5 @@ class RunFolder(Callback):
               f"in {aside}", file=sys.stderr, flush=True)
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
-        release(config.hydra.run.dir)
+        if not ddp_child():
+            release(config.hydra.run.dir)
