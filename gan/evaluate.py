@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from gan.core.drawing import cycled_labels, is_conditional
 from gan.core.posthoc import Plain
 from gan.data.registry import DATASETS, dataset_name
 from gan.io.artefacts import protocol, write_metrics
@@ -21,10 +20,11 @@ from gan.io.checkpoint import checkpoint_file
 from gan.io.config import build
 from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output
+from gan.io.image_model import load_image_model
 from gan.io.keys import integer
+from gan.metrics import extractors
 from gan.metrics.classifier import extractor_id
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics
-from gan.sampling.sampler import Sampler
 
 FID_INCEPTION = "Inception-v3 FID (299x299, 2048-d pool), only to compare with the literature"
 
@@ -51,23 +51,29 @@ def load_samples(path: str | Path) -> torch.Tensor:
 
 
 def fake_samples(cfg: DictConfig, posthoc: Plain) -> tuple[torch.Tensor, torch.Tensor | None, str]:
-    """The images to score (a samples file, or `n` drawn by `posthoc` from a checkpoint's
-    generator), the labels a conditional generator was asked for (None otherwise), and what
-    drew them."""
+    """The images to score (a samples file, or `n` drawn from a checkpoint's model, by
+    `posthoc` where the family has post-hoc samplers), the labels a class-conditional model was
+    asked for (None otherwise), and what drew them."""
     if cfg.samples is not None:
         return load_samples(cfg.samples), None, "samples file"
-    sampler = Sampler(cfg.ckpt_path)
-    trained_on = dataset_name(sampler.config)
+    model = load_image_model(cfg.ckpt_path)
+    if hasattr(model, "with_sampler"):
+        model.with_sampler(posthoc)
+    extractor = cfg.get("extractor") or cfg.dataset
+    extractors.check_fits(extractor, model.spec)
+    trained_on = dataset_name(getattr(model, "config", None))
     # A run on a named dataset is scored against that one; synthetic data (fake) has no
     # metrics of its own, so its checkpoints are scored against whatever data= says.
     if trained_on in DATASETS and trained_on != cfg.dataset and not cfg.get("allow_other_data"):
         raise UsageError(f"ckpt_path={cfg.ckpt_path} was trained on {trained_on}, not "
                          f"data={cfg.dataset}: use data={trained_on}, or allow_other_data=true "
                          f"to score it against {cfg.dataset} anyway")
-    # pseudo-labels (a label prior) are not classes: no label metrics for them
-    conditional = is_conditional(sampler.generator) and sampler.label_prior is None
-    asked = cycled_labels(cfg.n, sampler.num_classes) if conditional else None
-    return sampler(cfg.n, seed=cfg.seed, posthoc=posthoc), asked, sampler.kind
+    # clusters (pseudo-labels) are not classes: no label metrics for them
+    labels = model.spec.labels
+    asked = labels.cycled(cfg.n) if labels.kind == "classes" else None
+    about = model.describe()
+    return (model.draw(cfg.n, asked, seed=cfg.seed), asked,
+            about.get("draws_with", about.get("family", "model")))
 
 
 def check(cfg: DictConfig) -> None:

@@ -20,9 +20,9 @@ import lightning
 import torch
 from omegaconf import DictConfig
 
-from gan.core.drawing import is_conditional
 from gan.io.errors import UsageError, entry_point
 from gan.io.files import atomic_write, check_output, write_json
+from gan.io.image_model import load_image_model
 from gan.io.keys import number
 from gan.sampling.card import card, label_space, run_dir_of
 from gan.sampling.export import (
@@ -33,7 +33,6 @@ from gan.sampling.export import (
     run_exported,
     wrap,
 )
-from gan.sampling.sampler import Sampler
 from gan.sweeps.spread import group_spread
 
 log = logging.getLogger(__name__)
@@ -71,15 +70,19 @@ def check(cfg: DictConfig) -> Path:
 
 def export(cfg: DictConfig) -> str:
     out = check(cfg)
-    sampler = Sampler(cfg.ckpt_path)
-    model = wrap(sampler)
+    sampler = load_image_model(cfg.ckpt_path)
+    try:
+        model = wrap(sampler)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     space = label_space(sampler)
+    spec = sampler.spec
     info = {"format": cfg.format, "ckpt_path": str(cfg.ckpt_path), "label_space": space,
-            "latent_dim": sampler.generator.latent_dim,
-            "conditional": is_conditional(sampler.generator),
-            "num_classes": sampler.num_classes, "img_shape": list(sampler.img_shape),
+            "latent_dim": sampler.latent_dim,
+            "conditional": spec.labels.conditional,
+            "num_classes": spec.labels.k, "img_shape": list(spec.shape),
             "inputs": {"z": "(batch, latent_dim) float32, N(0, 1)"}
-            | ({"labels": "(batch,) int64"} if is_conditional(sampler.generator) else {}),
+            | ({"labels": "(batch,) int64"} if spec.labels.conditional else {}),
             "output": "images (batch, C, H, W) float32 in [-1, 1]"}
     # Written and checked beside `out` under another name, then renamed over it: a failed
     # export or check leaves the previous file (and its .json) as they were.
@@ -103,7 +106,7 @@ def export(cfg: DictConfig) -> str:
     return str(out)
 
 
-def compare(model, sampler: Sampler, path: Path, atol: float) -> dict:
+def compare(model, sampler, path: Path, atol: float) -> dict:
     """The exported file against PyTorch on 64 seeded z; a RuntimeError beyond `atol`."""
     inputs = example_inputs(sampler, 64)
     with torch.no_grad():

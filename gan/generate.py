@@ -10,6 +10,7 @@ carries, on the CPU unless `device=` says otherwise.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
@@ -17,13 +18,13 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
-from gan.core.drawing import is_conditional, to_grid
+from gan.core.drawing import to_grid
 from gan.io.config import build
 from gan.io.errors import UsageError, entry_point
 from gan.io.files import atomic_write, check_output
+from gan.io.image_model import ImageModel, load_image_model
 from gan.io.keys import device, integer
-from gan.sampling.sampler import Sampler
-from gan.sampling.walks import class_sweeps, slerp_strips
+from gan.sampling.walks import walk_grids
 
 log = logging.getLogger(__name__)
 
@@ -61,34 +62,42 @@ def check(cfg: DictConfig) -> Path:
 
 def generate(cfg: DictConfig) -> str:
     out = check(cfg)
-    sampler = Sampler(cfg.ckpt_path, cfg.device)
+    model = load_image_model(cfg.ckpt_path, cfg.device)
     if cfg.interpolate:
-        return interpolate(sampler, cfg, out)
+        return interpolate(model, cfg, out)
     posthoc = build(cfg.sampler)
-    images = sampler(cfg.n, cfg.label, cfg.batch_size, cfg.seed, posthoc=posthoc)
+    if hasattr(model, "with_sampler"):  # a family with post-hoc samplers (the GAN's)
+        model.with_sampler(posthoc)
+    labels = model.spec.labels
+    if cfg.label is not None and labels.kind == "none":
+        raise UsageError("label= needs a conditional checkpoint (trained with "
+                         "model.conditional=true)")
+    if cfg.label is not None and not 0 <= cfg.label < labels.k:
+        raise UsageError(f"label={cfg.label} is outside 0..{labels.k - 1}")
+    asked = None if cfg.label is None else torch.full((cfg.n,), cfg.label)
+    # in chunks of batch_size where the family draws in chunks (memory, not the result)
+    chunked = "batch_size" in inspect.signature(model.draw).parameters
+    images = model.draw(cfg.n, asked, seed=cfg.seed,
+                        **({"batch_size": cfg.batch_size} if chunked else {}))
     write(images, out, cfg.nrow)
-    log.info("wrote %s images of shape %s to %s (sampler: %s)", len(images),
-             tuple(images.shape[1:]), out, posthoc.describe())
+    log.info("wrote %s images of shape %s to %s (%s)", len(images), tuple(images.shape[1:]),
+             out, model.describe())
     return str(out)
 
 
-def interpolate(sampler: Sampler, cfg: DictConfig, out: Path) -> str:
-    generator, device = sampler.generator, sampler.device
-    conditional = is_conditional(generator)
-
-    def sample(z, labels):
-        return generator(z, labels).clamp(-1, 1)
-
-    strips = slerp_strips(sample, generator.latent_dim, sampler.num_classes, conditional,
-                          cfg.interpolate, cfg.interpolate_steps, cfg.seed, device)
-    write(strips.cpu(), out, cfg.interpolate_steps)
+def interpolate(model: ImageModel, cfg: DictConfig, out: Path) -> str:
+    grids = walk_grids(model, cfg.interpolate, cfg.interpolate_steps, cfg.seed)
+    if grids is None:
+        raise UsageError(f"interpolate= needs a model with a latent space; this "
+                         f"{model.describe().get('family', 'model')} has none")
+    images, nrow = grids["interpolation"]
+    write(images, out, nrow)
     log.info("wrote %d slerp strips of %d steps to %s", cfg.interpolate, cfg.interpolate_steps,
              out)
-    if conditional:
+    if "class_sweep" in grids:
         sweep = out.with_name(f"{out.stem}_class_sweep{out.suffix}")
-        images = class_sweeps(sample, generator.latent_dim, sampler.num_classes,
-                              cfg.interpolate, cfg.seed, device)
-        write(images.cpu(), sweep, sampler.num_classes)
+        images, nrow = grids["class_sweep"]
+        write(images, sweep, nrow)
         log.info("wrote %d class sweeps to %s", cfg.interpolate, sweep)
     return str(out)
 

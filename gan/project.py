@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from gan.core.drawing import is_conditional
 from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output_dir, write_json
+from gan.io.image_model import load_image_model
 from gan.io.keys import device, integer, number
+from gan.sampling.card import config_of
 from gan.sampling.preprocess import image_files, open_image, to_training_form
 from gan.sampling.projection import project
-from gan.sampling.sampler import Sampler
 from gan.sampling.your_image import (
     dataset_name,
     load_features,
@@ -61,23 +61,29 @@ def check(cfg: DictConfig) -> list[Path]:
 
 def run(cfg: DictConfig) -> str:
     files = check(cfg)
-    sampler = Sampler(cfg.ckpt_path, cfg.device)
-    generator, conditional = sampler.generator, is_conditional(sampler.generator)
+    sampler = load_image_model(cfg.ckpt_path, cfg.device)
+    if getattr(sampler, "latent_dim", None) is None or not callable(
+            getattr(sampler, "export_module", None)):
+        raise UsageError(f"gan.project searches a latent space through export_module(); this "
+                         f"{sampler.describe().get('family', 'model')} has none")
+    generator, spec = sampler.export_module(), sampler.spec
+    conditional, num_classes = spec.labels.conditional, max(spec.labels.k, 1)
+    device = torch.device(cfg.device)
     if cfg.label is not None and not conditional:
         raise UsageError("label= needs a conditional checkpoint (model.conditional=true)")
-    if cfg.label is not None and not 0 <= cfg.label < sampler.num_classes:
-        raise UsageError(f"label={cfg.label} is outside 0..{sampler.num_classes - 1}")
+    if cfg.label is not None and not 0 <= cfg.label < num_classes:
+        raise UsageError(f"label={cfg.label} is outside 0..{num_classes - 1}")
     mnist_like = cfg.preprocess.mnist_like
     if mnist_like == "auto":
-        mnist_like = dataset_name(sampler.config) is not None
+        mnist_like = dataset_name(config_of(sampler)) is not None
     steps = preprocess_steps(cfg)
-    targets = torch.stack([to_training_form(f, sampler.img_shape, mnist_like, steps)
-                           for f in files]).to(sampler.device)  # (N, C, H, W)
+    targets = torch.stack([to_training_form(f, spec.shape, mnist_like, steps)
+                           for f in files]).to(device)  # (N, C, H, W)
     labels = None if cfg.label is None else torch.full((len(files),), cfg.label,
-                                                       device=sampler.device)
+                                                       device=device)
     p = cfg.projection
     start = time.perf_counter()
-    result = project(generator, targets, num_classes=sampler.num_classes, labels=labels,
+    result = project(generator, targets, num_classes=num_classes, labels=labels,
                      features=load_features(sampler, p.features),
                      feature_weight=p.feature_weight, steps=p.steps,
                      explore_steps=p.explore_steps, restarts=p.restarts,
@@ -96,9 +102,9 @@ def run(cfg: DictConfig) -> str:
                                 cfg.seed)
             save_png(images, folder / "variations.png", cfg.variations, cfg.zoom)
         if conditional:
-            save_png(style_row(generator, result.z[i], sampler.num_classes,
+            save_png(style_row(generator, result.z[i], num_classes,
                                cfg.style_truncation),
-                     folder / "style_row.png", sampler.num_classes, cfg.zoom)
+                     folder / "style_row.png", num_classes, cfg.zoom)
         klass = None if result.labels is None else int(result.labels[i])
         write_json(folder / "projection.json", {
             "input": str(file), "ckpt_path": str(cfg.ckpt_path),

@@ -69,6 +69,7 @@ def tiny_module(cfg: DictConfig, n_fixed: int | None = None):
     module, tricks = build_module(cfg)
     for trick in tricks:
         trick.setup(None, module, "fit")
+    module.setup("fit")  # after the callbacks', as Lightning orders them: the tricks' state
     return module
 
 

@@ -22,7 +22,7 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     # 128 images / 2 ranks / batch 16 = 4 batches per rank
     assert ckpt["gan_counters"] == {"d_step": 4, "g_step": 4}
-    assert any(k.startswith("generator_ema.") for k in ckpt["state_dict"])
+    assert any(k.startswith("trick_state.ema.") for k in ckpt["state_dict"])
     ranks = [torch.load(tmp_path / "dump" / f"rank{r}.pt") for r in (0, 1)]
     for key, value in ranks[0]["d"].items():  # gradients were all-reduced: same D everywhere
         assert torch.equal(value, ranks[1]["d"][key]), key

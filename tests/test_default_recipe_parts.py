@@ -32,7 +32,7 @@ def test_every_model_and_loss_trains_on_the_default_recipe(fast_cfg, model, loss
     trainer, module = fit(cfg)
     assert module.d_step == 2
     assert math.isfinite(float(trainer.callback_metrics["train/d_loss"]))
-    assert module.label_prior.shape == (4,) and module.cluster_centres.abs().sum() > 0
+    assert module.trick_state['self_cond'].prior.shape == (4,) and module.trick_state['self_cond'].centres.abs().sum() > 0
 
 
 @pytest.mark.parametrize("net", [mlp.Discriminator, dcgan.Discriminator,

@@ -28,12 +28,13 @@ def wired(cfg):
     module, tricks = build_module(cfg)
     for trick in tricks:
         trick.setup(None, module, "fit")
+    module.setup("fit")
     return module, next(t for t in tricks if isinstance(t, InfoGAN))
 
 
 def q_logits(module, images):
     """Q by hand: the head on D's flattened conv features."""
-    return module.q_head(module.discriminator.features(images).flatten(1))
+    return module.trick_state['info'](module.discriminator.features(images).flatten(1))
 
 
 def code_accuracy(module, n: int = 512) -> float:
@@ -64,7 +65,7 @@ def test_codes_are_uniform_and_ignore_the_real_labels(fast_cfg):
 def test_q_is_the_papers_head_on_ds_trunk(fast_cfg):
     module, info = wired(fast_cfg(*TINY))
     assert info.trunk is module.discriminator.features  # shared, not a copy
-    layers = list(module.q_head.net)
+    layers = list(module.trick_state['info'].net)
     assert [type(m) for m in layers] == [nn.Linear, nn.BatchNorm1d, nn.LeakyReLU, nn.Linear]
     # 28x28 through two stride-2 convs of widths 4, 8: 8 * 7 * 7 features; hidden 8; K = 10
     assert (layers[0].in_features, layers[0].out_features, layers[3].out_features) == (392, 8, 10)
@@ -92,7 +93,7 @@ def test_d_step_term_trains_trunk_and_head_and_g_step_term_trains_g_alone(fast_c
     fake = module.generator(torch.randn(8, 8), codes)
     # D's step, as the training step runs it: the term on the detached fakes.
     info.d_penalty(module.critic, None, fake.detach(), step=0).backward()
-    assert grads(module.q_head) > 0 and grads(module.discriminator.features) > 0
+    assert grads(module.trick_state['info']) > 0 and grads(module.discriminator.features) > 0
     assert grads(module.generator) == 0
     assert module.discriminator.head.weight.grad is None  # D's real/fake logit is not Q's
     module.zero_grad(set_to_none=True)
@@ -100,7 +101,7 @@ def test_d_step_term_trains_trunk_and_head_and_g_step_term_trains_g_alone(fast_c
     with frozen([p for group in opt_d.param_groups for p in group["params"]]):
         info.g_penalty(fake, codes, step=0).backward()
     assert grads(module.generator) > 0
-    assert grads(module.q_head) == 0 and grads(module.discriminator) == 0
+    assert grads(module.trick_state['info']) == 0 and grads(module.discriminator) == 0
 
 
 def test_qs_head_is_in_ds_optimizer_and_not_gs(fast_cfg):
@@ -108,7 +109,7 @@ def test_qs_head_is_in_ds_optimizer_and_not_gs(fast_cfg):
     opt_g, opt_d = module.configure_optimizers()
     held_g = {id(p) for g in opt_g.param_groups for p in g["params"]}
     held_d = {id(p) for g in opt_d.param_groups for p in g["params"]}
-    head = {id(p) for p in module.q_head.parameters()}
+    head = {id(p) for p in module.trick_state['info'].parameters()}
     assert head and head <= held_d and not head & held_g
     assert {id(p) for p in module.discriminator.parameters()} <= held_d
     assert held_g == {id(p) for p in module.generator.parameters()}
@@ -123,8 +124,10 @@ class StepGrads(L.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         role = "d" if optimizer is trainer.optimizers[1] else "g"
         self.seen.append((role, {name: [None if p.grad is None else p.grad.clone()
-                                        for p in getattr(pl_module, name).parameters()]
-                                 for name in ("generator", "discriminator", "q_head")}))
+                                        for p in part.parameters()]
+                                 for name, part in (("generator", pl_module.generator),
+                                                    ("discriminator", pl_module.discriminator),
+                                                    ("q_head", pl_module.trick_state["info"]))}))
 
 
 def test_the_training_step_gives_each_step_its_gradients(fast_cfg):
@@ -191,7 +194,7 @@ def test_a_short_fit_teaches_q_the_code_and_checkpoints_the_head(trained):
     assert learned > 0.3, f"Q reads the code back {learned:.2f} of the time after training"
     state = torch.load(cfg.hydra.runtime.output_dir + "/checkpoints/last.ckpt",
                        weights_only=True)["state_dict"]
-    assert any(k.startswith("q_head.") for k in state)
+    assert any(k.startswith("trick_state.info.") for k in state)
     assert not any(k.startswith("code_predictor.") for k in state)
 
 
@@ -199,7 +202,8 @@ def test_a_checkpoint_of_the_separate_q_design_is_refused_in_one_line(trained, f
     cfg, _, module = trained
     old = torch.load(cfg.hydra.runtime.output_dir + "/checkpoints/last.ckpt", weights_only=True)
     # The old design: no head on D's trunk, a separate Q net trained by G's optimizer.
-    old["state_dict"] = {k: v for k, v in old["state_dict"].items() if not k.startswith("q_head.")}
+    old["state_dict"] = {k: v for k, v in old["state_dict"].items()
+                         if not k.startswith("trick_state.info.")}
     old["state_dict"]["code_predictor.head.weight"] = torch.zeros(10, 392)
     old_path = cfg.hydra.runtime.output_dir + "/old_design.ckpt"
     torch.save(old, old_path)

@@ -211,7 +211,7 @@ def test_a_run_trains_the_prior_and_gan_generate_rebuilds_it(trained):
     assert not torch.equal(prior.mu, initial.mu) and not torch.equal(prior.sigma, initial.sigma)
     sampler = Sampler(run_dir / "checkpoints" / "last.ckpt")
     assert sampler.kind == "ema" and isinstance(sampler.generator.prior, MixturePrior)
-    ema = module.generator_ema.prior
+    ema = module.trick_state['ema'].prior
     assert torch.equal(sampler.generator.prior.mu, ema.mu.cpu())
     assert torch.equal(sampler.generator.prior.sigma, ema.sigma.cpu())
     # gan.generate's draw with seed 0 is the trained module's EMA G on the same seeded z

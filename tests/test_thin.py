@@ -131,7 +131,8 @@ def test_ema_updates_in_one_foreach_call_and_follows_moved_buffers(fast_cfg, mon
     module, _ = build_module(fast_cfg("model=dcgan", "model.generator.width=8",
                                       "model.discriminator.width=8"))
     ema = EMA(decay=0.5)
-    ema.setup(None, module, "fit")
+    module.trick_state["ema"] = ema.build_state(module)  # a submodule: module.to() moves it
+    ema.bind_state(module.trick_state["ema"])
     lerps = []
     original = torch._foreach_lerp_
     monkeypatch.setattr(torch, "_foreach_lerp_",

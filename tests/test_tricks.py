@@ -87,10 +87,11 @@ def test_spectral_norm_checkpoint_is_plain_and_resumes_exactly(fast_cfg):
 def test_ema_update_equals_its_formula(fast_cfg):
     module = tiny_module(fast_cfg(*TINY_DCGAN, "tricks=[]"))  # no EMA but the one built here
     ema = EMA(decay=0.9, start_step=2)
-    ema.setup(None, module, "fit")
+    module.trick_state["ema"] = ema.build_state(module)  # what the GAN's setup does
+    ema.bind_state(module.trick_state["ema"])
     assert module.sampling_generator() is module.generator  # tricks were bound at construction
-    assert ema.sampling_generator(module.generator) is module.generator_ema
-    before = {k: v.clone() for k, v in module.generator_ema.state_dict().items()}
+    assert ema.sampling_generator(module.generator) is module.trick_state['ema']
+    before = {k: v.clone() for k, v in module.trick_state['ema'].state_dict().items()}
     with torch.no_grad():
         for p in module.generator.parameters():
             p.add_(torch.randn_like(p))
@@ -98,14 +99,14 @@ def test_ema_update_equals_its_formula(fast_cfg):
     ema.on_train_start(None, module)
     module.g_step = 3  # > start_step: a real average
     ema.on_train_batch_end(None, module, None, None, 0)
-    after = module.generator_ema.state_dict()
+    after = module.trick_state['ema'].state_dict()
     for name, p in module.generator.named_parameters():
         torch.testing.assert_close(after[name], 0.9 * before[name] + 0.1 * p.detach())
     assert torch.equal(after["project.2.running_mean"], torch.full_like(before[
         "project.2.running_mean"], 3.0))  # buffers copied, not averaged
-    assert not any(p.requires_grad for p in module.generator_ema.parameters())
+    assert not any(p.requires_grad for p in module.trick_state['ema'].parameters())
     ema.on_train_batch_end(None, module, None, None, 1)  # no new G step: no update
-    assert all(torch.equal(after[k], v) for k, v in module.generator_ema.state_dict().items())
+    assert all(torch.equal(after[k], v) for k, v in module.trick_state['ema'].state_dict().items())
     assert ema.decay_at(2) == 0.0  # up to start_step the average copies G
     assert EMA(decay=0.999, start_step=2, warmup=True).decay_at(3) == pytest.approx(2 / 11)
 
@@ -122,7 +123,7 @@ def source_ckpt(tmp_path_factory):
 
 def test_ema_weights_survive_checkpoint_and_feed_generate(source_ckpt, fast_cfg):
     module, ckpt_path, cfg = source_ckpt
-    ema, generator = module.generator_ema, module.generator
+    ema, generator = module.trick_state['ema'], module.generator
     assert module.sampling_generator() is ema
     plain_ema = {n: effective_weight(m) for n, m in ema.named_modules()
                  if hasattr(m, "parametrizations")}
@@ -136,7 +137,7 @@ def test_ema_weights_survive_checkpoint_and_feed_generate(source_ckpt, fast_cfg)
     resumed_cfg = fast_cfg(*TINY_MLP, "tricks=[ema,spectral_norm]", "++tricks.ema.decay=0.5",
                            "++tricks.spectral_norm.generator=true", f"ckpt_path={ckpt_path}")
     _, resumed = fit(resumed_cfg)  # max_epochs=1 is already done: restore only, no step
-    for (name, p), q in zip(ema.state_dict().items(), resumed.generator_ema.state_dict().values()):
+    for (name, p), q in zip(ema.state_dict().items(), resumed.trick_state['ema'].state_dict().values()):
         assert torch.equal(p, q), name
 
 

@@ -66,7 +66,7 @@ def test_self_cond_pseudo_labels_are_d_feature_clusters_at_data_frequency(fast_c
     # the clusters are the two kinds, and the prior their frequency (1/4 white)
     assert (match_clusters(kinds, trick.assigned, 2)[trick.assigned] == kinds).all()
     white = trick.assigned[kinds == 1][0]
-    assert abs(float(module.label_prior[white]) - float(kinds.float().mean())) < 1e-6
+    assert abs(float(module.trick_state['self_cond'].prior[white]) - float(kinds.float().mean())) < 1e-6
     # G's ids follow the prior, not a uniform draw
     drawn = trick.generator_labels(torch.zeros(4000, dtype=torch.long))
     assert abs((drawn == white).float().mean().item() - 0.25) < 0.03
@@ -97,7 +97,7 @@ def test_self_cond_sizes_the_nets_by_its_clusters(fast_cfg):
     _, module = fit(cfg)
     assert module.generator.label_concat.embed.num_embeddings == 13
     assert module.discriminator.projection.embed.num_embeddings == 13
-    assert module.label_prior.shape == (13,)
+    assert module.trick_state['self_cond'].prior.shape == (13,)
 
 
 def test_top_k_g_learns_only_from_the_fakes_d_rates_most_real():
@@ -201,14 +201,14 @@ def test_every_metrics_json_names_its_sampler(fast_cfg, tmp_path, run_main):
 
 
 def test_generate_draws_self_cond_ids_at_their_checkpointed_frequency(fast_cfg, tmp_path):
-    from gan.core.drawing import sampling_labels
-    from gan.sampling.sampler import Sampler
+    from gan.io.image_model import load_image_model
 
     cfg = fast_cfg(*SELF_COND, "tricks.self_cond.clusters=2", "trainer.limit_train_batches=1")
     _, module = fit(cfg, datamodule=TwoKinds(n=128, batch_size=16, seed=0))
-    sampler = Sampler(tmp_path / "checkpoints" / "last.ckpt")
-    assert torch.equal(sampler.label_prior, module.label_prior)
-    labels = sampling_labels(4000, 2, sampler.label_prior, seed=0)
-    white = int(module.label_prior.argmin())  # the rarer cluster: 1 in 4
+    sampler = load_image_model(tmp_path / "checkpoints" / "last.ckpt")
+    assert torch.equal(sampler.label_prior, module.trick_state['self_cond'].prior)
+    assert sampler.spec.labels.kind == "clusters" and sampler.spec == module.spec
+    labels = sampler.spec.labels.sample(4000, seed=0)
+    white = int(module.trick_state['self_cond'].prior.argmin())  # the rarer cluster: 1 in 4
     assert abs((labels == white).float().mean().item() - 0.25) < 0.03
     assert sampler(8).shape == (8, 1, 28, 28)

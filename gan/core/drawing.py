@@ -25,18 +25,6 @@ def cycled_labels(n: int, num_classes: int) -> torch.Tensor:
     return torch.arange(n) % max(num_classes, 1)
 
 
-def sampling_labels(n: int, num_classes: int, prior: torch.Tensor | None = None,
-                    seed: int = 0) -> torch.Tensor:
-    """The labels a generator is sampled with when none is asked for: cycled classes, or, for a
-    trick's pseudo-labels (`label_prior`, e.g. self-conditioned clusters), n seeded draws at the
-    labels' data frequency (clusters are unequal and are not digits: cycling them would skew
-    the samples)."""
-    if prior is None:
-        return cycled_labels(n, num_classes)
-    g = torch.Generator().manual_seed(seed)
-    return torch.multinomial(prior.detach().float().cpu(), n, replacement=True, generator=g)
-
-
 @torch.no_grad()
 def draw(sample, n: int, latent_dim: int, labels: torch.Tensor, seed: int = 0,
          batch_size: int = 500) -> torch.Tensor:

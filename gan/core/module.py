@@ -13,13 +13,15 @@ import lightning as L
 import torch
 from torch import nn
 
-from gan.core.drawing import cycled_labels
+from gan.core.drawing import cycled_labels, draw, is_conditional
 from gan.core.guard import StepGuard, finite, guarded_step, host_number
 from gan.core.losses import GANLoss
 from gan.core.rng import all_rng_states, restore_rank_stream
 from gan.core.stepping import direct_steps, frozen, step_directly
 from gan.core.trick import Trick
-from gan.io.checkpoint import check_fits
+from gan.io.checkpoint import check_fits, upgrade_state_dict
+from gan.io.image_model import CKPT_KEY, stamp
+from gan.io.spec import ImageSpec, LabelSpace
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -42,6 +44,7 @@ class GAN(L.LightningModule):
         seed: int = 0,
         max_consecutive_skips: int = 20,
         config: dict | None = None,
+        sampler=None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -51,10 +54,13 @@ class GAN(L.LightningModule):
         # instead (a second, metric-less hparams record at the start would shadow it in
         # TensorBoard).
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer_g",
-                                          "optimizer_d", "tricks"], logger=False)
+                                          "optimizer_d", "tricks", "sampler"], logger=False)
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.tricks = list(tricks)
+        # How the trained G is sampled (`sampler=`: plain, truncation, DRS): part of `draw`, so
+        # metrics, grids and generation all see the images the model is meant to give.
+        self.posthoc = sampler
         loss.check(discriminator)  # refuse e.g. a BatchNorm critic under a gradient penalty
         self.latent_dim = generator.latent_dim
         # Own counters: trainer.global_step counts every optimizer.step(), G's and D's alike.
@@ -64,6 +70,8 @@ class GAN(L.LightningModule):
         self.guard = StepGuard(max_consecutive_skips)
         self.started = False
         self._direct = False  # Lightning's backward and step wrappers until on_train_start
+        # The tricks' own modules and buffers, under their names (gan/core/trick.py)
+        self.trick_state = nn.ModuleDict()
         # Fixed noise and labels for grids: buffers move with the device and live in checkpoints.
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("fixed_z", torch.randn(n_fixed, self.latent_dim, generator=g))
@@ -74,7 +82,7 @@ class GAN(L.LightningModule):
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
-    def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def critic_in_training(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """D as the loss sees it: every image passes the tricks' input transforms first."""
         for trick in self.tricks:
             images = trick.d_input(images, self.d_step)
@@ -85,7 +93,7 @@ class GAN(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         for trick in self.tricks:  # a trick may label the real images itself (pseudo-labels)
             labels = trick.real_labels(real, labels)
-        critic = partial(self.critic, labels=labels)
+        critic = partial(self.critic_in_training, labels=labels)
         # Fakes share the real batch's labels: class-balanced, and what a conditional D needs
         # (a trick may give G other labels, e.g. InfoGAN's random codes). D judges each fake
         # with the label G drew it for.
@@ -93,7 +101,7 @@ class GAN(L.LightningModule):
         for trick in self.tricks:
             g_labels = trick.generator_labels(g_labels)
         fake = self.generator(self.noise(real.size(0)), g_labels)
-        fake_critic = partial(self.critic, labels=g_labels)
+        fake_critic = partial(self.critic_in_training, labels=g_labels)
 
         # D's step needs no freezing: its losses see G only through fake.detach().
         d_real, d_fake = critic(real), fake_critic(fake.detach())
@@ -179,6 +187,61 @@ class GAN(L.LightningModule):
                     *(p for trick in self.tricks for p in trick.d_parameters())]
         return self.optimizer_g(g_params), self.optimizer_d(d_params)
 
+    # ---- the ImageModel contract (gan/io/image_model.py) ----------------------------------
+
+    def label_space(self) -> LabelSpace:
+        """A trick's own labels (self-conditioning's clusters and their prior), else the data's
+        classes for a conditional G, else none."""
+        for trick in self.tricks:
+            space = trick.label_space(self)
+            if space is not None:
+                return space
+        if is_conditional(self.generator):
+            return LabelSpace("classes", int(self.hparams.num_classes))
+        return LabelSpace()
+
+    @property
+    def spec(self) -> ImageSpec:
+        return ImageSpec.of(self.hparams.img_shape, self.label_space())
+
+    @torch.no_grad()
+    def draw(self, n: int, labels: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        if labels is None:
+            labels = self.spec.labels.sample(n, seed)
+        labels = labels.to(self.device)
+        if self.posthoc is None:
+            return draw(self.sample, n, self.latent_dim, labels, seed)
+        return self.posthoc.draw(self.sample, n, self.latent_dim, labels, seed,
+                                 critic=self.critic)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images for latent codes `z` (walks, projection starts), on the CPU."""
+        if labels is None:
+            labels = self.spec.labels.cycled(len(z))
+        return self.sample(z.to(self.device), labels.to(self.device)).cpu()
+
+    @torch.no_grad()
+    def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """D's logits in eval mode (running BatchNorm statistics), for samplers that read D."""
+        d = self.discriminator
+        was_training = d.training
+        d.eval()
+        try:
+            return d(images.to(self.device, self.dtype), labels.to(self.device)).float()
+        finally:
+            d.train(was_training)
+
+    def export_module(self) -> nn.Module:
+        return self.sampling_generator()
+
+    def describe(self) -> dict:
+        swaps = [type(t).__name__.lower() for t in self.tricks
+                 if t.sampling_generator(self.generator) is not self.generator]
+        return {"family": "gan", "draws_with": "+".join(swaps) or "generator",
+                "sampler": self.posthoc.describe() if self.posthoc is not None
+                else {"name": "plain"}, "step": int(self.g_step)}
+
     # ---- sampling ---------------------------------------------------------------------------
 
     def sampling_generator(self) -> nn.Module:
@@ -202,6 +265,20 @@ class GAN(L.LightningModule):
 
     # ---- DDP and checkpoints -----------------------------------------------------------------
 
+    def setup(self, stage: str) -> None:
+        # After every callback's setup (Lightning's order): the tricks' state is built from
+        # the nets as init_from and re-parametrising tricks left them; kept on a second fit.
+        for trick in self.tricks:
+            name = trick.state_name
+            if name is None:
+                continue
+            if name not in self.trick_state:
+                state = trick.build_state(self)
+                if state is None:
+                    continue
+                self.trick_state[name] = state
+            trick.bind_state(self.trick_state[name])
+
     def on_fit_start(self):
         if self.trainer.world_size > 1:
             # seed_everything seeds every rank alike: offset the noise so ranks draw different z.
@@ -211,10 +288,12 @@ class GAN(L.LightningModule):
         checkpoint["gan_counters"] = {"d_step": self.d_step, "g_step": self.g_step}
         checkpoint["gan_guard"] = {"skipped_steps": self.guard.total_skipped()}
         checkpoint["rng_states"] = all_rng_states(self.trainer)
+        checkpoint[CKPT_KEY] = stamp(self, "gan")
 
     def on_load_checkpoint(self, checkpoint):
         # Before Lightning loads the weights: a checkpoint of another model is refused with the
         # config keys that differ, not a list of state_dict keys.
+        upgrade_state_dict(checkpoint["state_dict"])  # state from before the trick contract
         check_fits(checkpoint, self.state_dict(), self.hparams.config or {},
                    self.trainer.ckpt_path if self._trainer is not None else "checkpoint")
         counters = checkpoint.get("gan_counters", {})

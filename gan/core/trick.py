@@ -18,6 +18,14 @@ folds over. Each hook is the identity (or nothing) here; a trick overrides the o
 - `d_parameters()`: weights of the trick's own that D's optimizer trains with D (and that are
   frozen with D's in G's step, e.g. InfoGAN's Q head on D's trunk).
 - `sampling_generator(generator)`: the generator grids, generation and metrics use.
+- `label_space(pl_module)`: the labels the model is conditioned on when the trick owns them
+  (self-conditioning's clusters and their prior); None: the data's.
+
+A trick's own modules and buffers (EMA's averaged G, the clusters, InfoGAN's Q head) are its
+state, never attributes set on the GAN: `build_state(pl_module)` makes them once the nets are
+set up, the GAN keeps them under `trick_state.<state_name>` (so checkpoints hold them there and
+Lightning moves them with the module), and `bind_state(state)` hands them back, also after a
+resume or a second fit.
 
 `step` counts D updates in the D hooks and G updates in `g_scores` and `g_penalty`. Adding a
 trick is one class in gan/tricks/ (a module named after its math) plus one YAML in conf/tricks/.
@@ -29,12 +37,27 @@ import lightning as L
 import torch
 from torch import nn
 
+from gan.io.spec import LabelSpace
+
 
 class Trick(L.Callback):
     double_backward = False  # True where `d_penalty` differentiates D's input gradient (compile)
     # A trick whose labels are its own (pseudo-labels): how many there are. G and D embed this
     # many labels in place of the data's classes (gan.runs.wiring.build_module); None: the data's.
     label_count: int | None = None
+    state_name: str | None = None  # trick_state.<state_name> in checkpoints; None: no state
+    state: nn.Module | None = None
+
+    def build_state(self, pl_module) -> nn.Module | None:
+        """The trick's own modules and buffers, built from the set-up nets (the GAN's `setup`,
+        after every callback's: init_from's weights and re-parametrisations are in place)."""
+        return None
+
+    def bind_state(self, state: nn.Module) -> None:
+        self.state = state
+
+    def label_space(self, pl_module) -> LabelSpace | None:
+        return None
 
     def fit_data(self, n_images: int) -> None:
         """The training set holds `n_images` (known before any work is done): a trick whose

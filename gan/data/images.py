@@ -15,6 +15,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from gan.io.spec import ImageSpec, LabelSpace
+
 log = logging.getLogger(__name__)
 
 
@@ -109,7 +111,14 @@ class ImageDataModule(L.LightningDataModule):
 
     img_shape: tuple[int, int, int]
     num_classes: int
-    name: str | None = None  # the dataset registry's name (gan.data.registry), stored in checkpoints
+    name: str | None = None  # the registry's name (gan.data.registry), stored in checkpoints
+    extractor: str | None = None  # the feature extractor metrics.extractor=auto picks for it
+
+    @property
+    def spec(self) -> ImageSpec:
+        """What this data's images are: shape, and the classes its labels name."""
+        return ImageSpec.of(self.img_shape, LabelSpace("classes", int(self.num_classes))
+                            if self.num_classes > 1 else LabelSpace())
 
     def __init__(self, batch_size: int = 64, seed: int = 0, on_device: bool = True):
         super().__init__()
@@ -235,12 +244,12 @@ class _TorchvisionIDX(ImageDataModule):
 
 
 class MNIST(_TorchvisionIDX):
-    name = "mnist"
+    name = extractor = "mnist"
     from torchvision.datasets import MNIST as dataset_cls
 
 
 class FashionMNIST(_TorchvisionIDX):
-    name = "fashion_mnist"
+    name = extractor = "fashion_mnist"
     from torchvision.datasets import FashionMNIST as dataset_cls
 
 

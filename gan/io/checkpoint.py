@@ -35,7 +35,27 @@ from gan.io.legacy import RETIRED, upgrade
 log = logging.getLogger(__name__)
 
 
-GENERATOR, DISCRIMINATOR, EMA = "generator.", "discriminator.", "generator_ema."
+GENERATOR, DISCRIMINATOR, EMA = "generator.", "discriminator.", "trick_state.ema."
+
+# Trick state kept as GAN attributes before the trick contract (2026-12-07) -> its home under
+# `trick_state.<trick>` now. Old checkpoints are mapped on load, so they resume and sample.
+OLD_TRICK_STATE = {
+    "generator_ema.": "trick_state.ema.",
+    "cluster_encoder.": "trick_state.self_cond.encoder.",
+    "cluster_centres": "trick_state.self_cond.centres",
+    "label_prior": "trick_state.self_cond.prior",
+    "q_head.": "trick_state.info.",
+}
+
+
+def upgrade_state_dict(state_dict: dict) -> dict:
+    """Rename, in place, the keys of trick state stored before the trick contract."""
+    for key in list(state_dict):
+        for old, new in OLD_TRICK_STATE.items():
+            if key.startswith(old) and (old.endswith(".") or key == old):
+                state_dict[new + key[len(old):]] = state_dict.pop(key)
+                break
+    return state_dict
 
 
 STASH = "spectral_norm."  # prefix of the exact spectral-norm parametrisation state
@@ -67,8 +87,10 @@ def load_checkpoint(path: str | os.PathLike, key: str = "ckpt_path") -> dict:
             "hyper_parameters", {}):
         raise CheckpointError(f"{key}={path} is a torch file but not a checkpoint written by "
                               f"gan.train (no state_dict and config inside)")
-    # Configs stored before the layered packages name classes by their old paths.
+    # Configs stored before the layered packages name classes by their old paths; trick state
+    # stored before the trick contract sat on the GAN itself.
     ckpt["hyper_parameters"]["config"] = upgrade(ckpt["hyper_parameters"]["config"])
+    upgrade_state_dict(ckpt["state_dict"])
     return ckpt
 
 

@@ -4,48 +4,41 @@ the final `metrics.json`."""
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from gan.core.drawing import is_conditional, sampling_labels
 from gan.core.guard import ADVICE, garbage_reason, host_number
-from gan.core.posthoc import Plain
 from gan.core.progress import paused
 from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
+from gan.io.image_model import ImageModel
+from gan.metrics import extractors
 
 log = logging.getLogger(__name__)
 
 
-@torch.no_grad()
-def critic_logits(pl_module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """D's logits in eval mode (running BatchNorm statistics), for samplers that read D."""
-    d = pl_module.discriminator
-    was_training = d.training
-    d.eval()
-    try:
-        return d(images, labels)
-    finally:
-        d.train(was_training)
+def image_model(pl_module) -> ImageModel:
+    """The model a consumer scores or draws: anything that keeps the ImageModel contract."""
+    if not isinstance(pl_module, ImageModel):
+        raise TypeError(f"{type(pl_module).__name__} does not keep the ImageModel contract "
+                        f"(spec, draw, describe: gan/io/image_model.py)")
+    return pl_module
 
 
 class Metrics(L.Callback):
-    """Classifier-feature metrics (gan/metrics/scores.py) of the sampling generator during training.
+    """Feature metrics (gan/metrics/scores.py) of the model's draws during training.
 
     Every `every_n_epochs` epochs, `n` samples are scored against `n` held-out real images and
     logged under `val/` (so `ModelCheckpoint(monitor="val/fid")` can keep the best). At the end,
-    `n_final` samples are scored and written to `<run dir>/metrics.json`. Off (with one log line)
-    for datasets without a metric classifier, e.g. data=fake or data=folder."""
+    `n_final` samples are scored and written to `<run dir>/metrics.json`. The features are the
+    `extractor`'s (`metrics.extractor=`, gan/metrics/extractors.py); without one, metrics.json
+    holds the pixel statistics and names the absent scores with why."""
 
     def __init__(self, dataset: str | None, every_n_epochs: int | None = 1, n: int = 2000,
                  n_final: int = 10_000, root: str | None = None, seed: int = 0,
                  every_n_images: int | None = None, max_fid: float | None = None,
-                 min_classes_covered: float | None = None, sampler: Plain | None = None):
-        from gan.data.registry import DATASETS
-
+                 min_classes_covered: float | None = None, extractor: str | None = "auto"):
         for name, value in (("every_n_epochs", every_n_epochs),
                             ("every_n_images", every_n_images)):
             if value is not None and value < 1:
@@ -53,35 +46,59 @@ class Metrics(L.Callback):
         # Final samples past these (guard.max_fid, guard.min_classes_covered) mark the run
         # `diverged` in status.json, with the reason; training is not stopped for them.
         self.max_fid, self.min_classes_covered = max_fid, min_classes_covered
-        self.enabled = dataset in DATASETS
         self.dataset, self.root, self.seed = dataset, root, seed
         self.every_n_epochs, self.every_n_images = every_n_epochs, every_n_images
         self.n, self.n_final = n, n_final
+        self.extractor_choice = extractor
+        self.extractor: str | None = None  # resolved in setup, against the data and the model
+        self._absent: dict[str, str] = {}
+        self._real = None  # real images for the pixel statistics (no extractor)
         self._final: dict[str, float] = {}
-        # how G is sampled for every evaluation (`+sampler=`, conf/sampler/; plain z by default)
-        self.sampler = sampler if sampler is not None else Plain()
         self._images_bucket = 0
-        if not self.enabled:
-            log.info("metrics off: no metric classifier for data=%s (have: %s)", dataset,
-                     ", ".join(DATASETS))
+        self.enabled = True  # every run writes metrics.json: feature scores or pixel statistics
+
+    def setup(self, trainer, pl_module, stage):
+        """Which features, before any work: a model the extractor cannot read is refused in
+        one line naming both shapes; data without a held-out reference scores pixels only."""
+        from gan.data.registry import DATASETS
+
+        spec = image_model(pl_module).spec
+        datamodule = trainer.datamodule
+        name = extractors.resolve(self.extractor_choice, getattr(datamodule, "extractor", None))
+        if name is not None:
+            extractors.check_fits(name, spec)
+            if self.dataset not in DATASETS:
+                self._absent = extractors.absent(name, spec, f"data={self.dataset} has no "
+                                                 f"held-out reference split to compare with")
+                name = None
+        else:
+            self._absent = extractors.absent(self.extractor_choice, spec)
+        self.extractor = name
+        if name is None:
+            self._real = getattr(datamodule, "train_images", None)
+            log.info("metrics: pixel statistics only (%s)", next(iter(self._absent.values())))
 
     def _score(self, pl_module, n: int) -> dict[str, float]:
         from gan.metrics.scores import compute_metrics
 
-        # Pseudo-labels (a trick's `label_prior`) are drawn at their data frequency and are not
-        # classes: label metrics score only a G that was told the classes.
-        prior = getattr(pl_module, "label_prior", None)
-        labels = sampling_labels(n, pl_module.hparams.num_classes, prior, self.seed)
-        labels = labels.to(pl_module.device)
-        fakes = self.sampler.draw(pl_module.sample, n, pl_module.latent_dim, labels, self.seed,
-                                  critic=partial(critic_logits, pl_module))
-        # A conditional G is scored on the labels it was asked for, too.
-        asked = labels if is_conditional(pl_module.generator) and prior is None else None
+        model = image_model(pl_module)
+        labels = model.spec.labels
+        # A class-conditional model is scored on the labels it was asked for, too; clusters
+        # are not classes, so the model draws them at their own frequencies.
+        asked = labels.cycled(n) if labels.kind == "classes" else None
+        fakes = model.draw(n, asked, seed=self.seed)
         try:
+            if self.extractor is None:
+                real = self._real
+                if real is None and getattr(pl_module, "trainer", None) is not None:
+                    real = getattr(pl_module.trainer.datamodule, "train_images", None)
+                if real is not None:
+                    real = real[:n].cpu()
+                return extractors.pixel_stats(fakes, real)
             return compute_metrics(fakes, self.dataset, n=n, root=self.root,
-                                   seed=self.seed, labels=asked)
+                                   seed=self.seed, labels=asked, extractor=self.extractor)
         except ValueError as err:  # NaN samples: the loss check owns divergence, not metrics
-            log.warning("metrics skipped at G step %d: %s", pl_module.g_step, err)
+            log.warning("metrics skipped at step %s: %s", model.describe().get("step"), err)
             return {}
 
     def _evaluate(self, trainer, pl_module) -> None:
@@ -154,23 +171,25 @@ class Metrics(L.Callback):
             return
         from gan.metrics.classifier import extractor_id
 
-        stamp = protocol(self.dataset, extractor_id(self.dataset), self.n_final, "test",
-                         sampler_name(pl_module), self.seed,
-                         self.sampler.describe())
+        model = image_model(pl_module)
+        about = model.describe()
+        digest = extractor_id(self.extractor) if self.extractor else None
+        stamp = protocol(self.dataset, digest, self.n_final, "test",
+                         about.get("draws_with", about.get("family", "model")), self.seed,
+                         about.get("sampler"))
+        stamp["extractor_name"] = self.extractor
+        stamp["spec"] = model.spec.to_dict()
+        if self.extractor:
+            from gan.metrics.classifier import load_classifier
+
+            stamp["feature_dim"] = int(load_classifier(self.extractor).num_features)
+        context = {"absent": self._absent} if self._absent else {}
         write_metrics(Path(trainer.default_root_dir) / METRICS, self._final, stamp,
-                      dataset=self.dataset, g_step=pl_module.g_step)
+                      dataset=self.dataset, g_step=about.get("step"), model=about, **context)
         self._curve_row(trainer, pl_module, {k[4:]: v for k, v in self._final.items()},
                         self.n_final)
         log.info("final metrics (n=%d vs test split): %s", self.n_final,
                  ", ".join(f"{k}={v:.4g}" for k, v in self._final.items()))
-
-
-def sampler_name(pl_module) -> str:
-    """What drew the scored images: the trick that swaps the sampling generator (`ema`), or
-    `generator`."""
-    swaps = [type(t).__name__.lower() for t in pl_module.tricks
-             if t.sampling_generator(pl_module.generator) is not pl_module.generator]
-    return "+".join(swaps) or "generator"
 
 
 def final_metrics(trainer) -> dict[str, float]:

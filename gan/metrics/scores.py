@@ -111,11 +111,14 @@ def real_features(
     split: str = "test",
     cache: str | Path | None = None,
     use_cache: bool = True,
+    extractor: str | None = None,
 ) -> torch.Tensor:
-    """Classifier features of a whole real split (CPU float32), cached on disk and in memory."""
+    """Classifier features of a whole real split (CPU float32), cached on disk and in memory.
+    `extractor`: whose features (gan/metrics/extractors.py); the dataset's own by default."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    digest = extractor_id(dataset)
+    extractor = extractor or dataset
+    digest = extractor_id(extractor)
     path = Path(cache or cache_dir()) / f"real_{dataset}_{split}_{digest[:16]}.pt"
     if use_cache and str(path) in _REAL_MEMO:
         return _REAL_MEMO[str(path)]
@@ -130,7 +133,7 @@ def real_features(
     if feats is None:
         dm = DATASETS[dataset](root=root, download=False)
         images = dm.load(train=True)[0] if split == "train" else dm.test_split()[0]
-        feats = extract(load_classifier(dataset), images)[0]
+        feats = extract(load_classifier(extractor), images)[0]
         if use_cache:
             _atomic_save({"features": feats, "extractor": digest, "split": split}, path)
     if use_cache:
@@ -280,13 +283,15 @@ def real_reference(
     cache: str | Path | None = None,
     use_cache: bool = True,
     seed: int = 0,
+    extractor: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """n real features (a seeded subset of the split) and their k-NN radii, memoised: a
     training run scores every epoch against the same reference."""
-    key = (dataset, extractor_id(dataset), n, root, split, str(cache), seed)
+    extractor = extractor or dataset
+    key = (dataset, extractor_id(extractor), n, root, split, str(cache), seed)
     if use_cache and key in _REF_MEMO:
         return _REF_MEMO[key]
-    f_all = real_features(dataset, root, split, cache, use_cache)
+    f_all = real_features(dataset, root, split, cache, use_cache, extractor)
     if n > len(f_all):
         raise ValueError(f"n={n} exceeds the {len(f_all)} images of the {split} split")
     pick = torch.randperm(len(f_all), generator=torch.Generator().manual_seed(seed))[:n]
@@ -343,14 +348,20 @@ def compute_metrics(
     use_cache: bool = True,
     seed: int = 0,
     labels: torch.Tensor | None = None,
+    extractor: str | None = None,
 ) -> dict[str, float]:
     """All metrics for the first n of `fake` ((N, 1, 28, 28) float in [-1, 1]) against n real
     images of `split` (a fixed seeded subset when n < the split's size). `labels`: the classes
-    a conditional generator was asked for; adds `label_accuracy`."""
-    _check_fake(fake, n)
-    model = load_classifier(dataset).to(fake.device)
+    a conditional generator was asked for; adds `label_accuracy`. `extractor`: whose features
+    (gan/metrics/extractors.py); the dataset's own classifier by default."""
+    from gan.metrics.extractors import EXTRACTORS
+
+    extractor = extractor or dataset
+    _check_fake(fake, n, EXTRACTORS[extractor].shape if extractor in EXTRACTORS else (1, 28, 28))
+    model = load_classifier(extractor).to(fake.device)
     f_fake, logits = extract(model, fake[:n].float())
-    f_real, real_radii_sq = real_reference(dataset, n, root, split, cache, use_cache, seed)
+    f_real, real_radii_sq = real_reference(dataset, n, root, split, cache, use_cache, seed,
+                                           extractor)
     f_real, real_radii_sq = f_real.to(fake.device), real_radii_sq.to(fake.device)
     kid, kid_std = kernel_distance(f_real, f_fake, seed=seed)
     manifold = manifold_metrics(f_real, f_fake, real_radii_sq=real_radii_sq)

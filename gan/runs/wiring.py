@@ -58,6 +58,8 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
         seed=cfg.seed,
         max_consecutive_skips=cfg.get("guard", {}).get("max_consecutive_skips", 20),
         config=stored_config(cfg, datamodule),
+        # how the trained G is drawn (+sampler=truncation|drs): part of the model's `draw`
+        sampler=build(cfg.sampler) if cfg.get("sampler") else None,
         **shapes,
     )
     mode = compile_mode(cfg.get("compile"))

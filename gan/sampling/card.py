@@ -10,24 +10,28 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from gan.core.drawing import is_conditional
 from gan.io.artefacts import read_status
-from gan.sampling.sampler import Sampler
+from gan.io.image_model import ImageModel
 
 
-def label_space(sampler: Sampler) -> dict:
-    """What `labels` means: none (unconditional), the data's classes, or k cluster ids of a
-    pseudo-label trick with their frequencies (`label_prior`, which sampling draws from: the
-    clusters are unequal and are not digits)."""
-    if not is_conditional(sampler.generator):
+def config_of(model: ImageModel) -> dict:
+    """The resolved config a family keeps (the GAN's stored one), else {}."""
+    return getattr(model, "config", None) or {}
+
+
+def label_space(model: ImageModel) -> dict:
+    """What `labels` means, from the model's spec: none (unconditional), the data's classes, or
+    k cluster ids of a pseudo-label trick with their frequencies (`label_prior`, which sampling
+    draws from: the clusters are unequal and are not digits)."""
+    labels = model.spec.labels
+    if labels.kind == "none":
         return {"kind": "none"}
-    if sampler.label_prior is None:
-        return {"kind": "classes", "n": int(sampler.num_classes),
-                "dataset": sampler.config.get("data", {}).get("name")}
-    prior = sampler.label_prior.detach().double().cpu()
-    prior = prior / prior.sum()
-    return {"kind": "clusters", "k": int(sampler.num_classes),
-            "label_prior": [float(p) for p in prior]}
+    if labels.kind == "classes":
+        return {"kind": "classes", "n": int(labels.k),
+                "dataset": config_of(model).get("data", {}).get("name")}
+    total = sum(labels.prior)
+    return {"kind": "clusters", "k": int(labels.k),
+            "label_prior": [float(p) / total for p in labels.prior]}
 
 
 def sha256(path: Path) -> str:
@@ -44,7 +48,7 @@ def run_dir_of(ckpt_path: str | Path) -> Path | None:
     return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
-def recipe(sampler: Sampler, run_dir: Path | None) -> tuple[dict, list[str]]:
+def recipe(model: ImageModel, run_dir: Path | None) -> tuple[dict, list[str]]:
     """The composed config's choices (`loss: bce`, ...) and the command line's overrides, from
     the run folder's `.hydra/`; without it, the classes the stored config names."""
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml" if run_dir else None
@@ -53,9 +57,11 @@ def recipe(sampler: Sampler, run_dir: Path | None) -> tuple[dict, list[str]]:
         choices = {k: v for k, v in OmegaConf.to_container(hydra.runtime.choices).items()
                    if not k.startswith("hydra") and v is not None}
         # list groups are not among Hydra's choices: the stored config names them
-        choices["tricks"] = f"[{','.join(sampler.config.get('tricks') or {})}]"
+        choices["tricks"] = f"[{','.join(config_of(model).get('tricks') or {})}]"
         return choices, list(hydra.overrides.task)
-    cfg = sampler.config
+    cfg = config_of(model)
+    if not cfg.get("model"):  # a family without a stored config: what it says of itself
+        return {"family": model.describe().get("family", type(model).__name__)}, []
     parts = {"model": cfg.model.generator.get("_target_"), "loss": cfg.loss.get("_target_"),
              "tricks": ",".join(cfg.get("tricks") or {}) or "none"}
     return {k: str(v).rsplit(".", 1)[-1] for k, v in parts.items()}, []
@@ -84,7 +90,7 @@ def _labels(space: dict) -> str:
             f"{', '.join(f'{p:.3f}' for p in prior)}")
 
 
-def card(out: Path, fmt: str, sampler: Sampler, ckpt_path: str, space: dict,
+def card(out: Path, fmt: str, model: ImageModel, ckpt_path: str, space: dict,
          versions: dict, group: dict | None = None) -> str:
     """The model card's text. `group`: the spread of the run's group over seeds where the run
     belongs to a sweep (computed by the entry point from gan.sweeps)."""
@@ -93,17 +99,18 @@ def card(out: Path, fmt: str, sampler: Sampler, ckpt_path: str, space: dict,
     metrics_path = run_dir / "metrics.json" if run_dir else None
     final = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.is_file() \
         else {}
-    choices, overrides = recipe(sampler, run_dir)
-    cfg = sampler.config
+    choices, overrides = recipe(model, run_dir)
+    cfg = config_of(model)
+    spec = model.spec
     rows = [
         ("file", f"`{out.name}`, {fmt}, {out.stat().st_size / 1024:.0f} KiB"),
         ("sha256", f"`{sha256(out)}`"),
-        ("from", f"`{ckpt_path}` ({sampler.kind} weights)"),
+        ("from", f"`{ckpt_path}` ({model.describe().get('draws_with', 'model')} weights)"),
         ("recipe", " ".join(f"{k}={v}" for k, v in sorted(choices.items()))),
         ("overrides", " ".join(overrides) or "none"),
-        ("data", f"{cfg.get('data', {}).get('name')}, images {tuple(sampler.img_shape)} "
+        ("data", f"{cfg.get('data', {}).get('name')}, images {spec.shape} "
                  f"(C, H, W) in [-1, 1]"),
-        ("inputs", f"`z` (batch, {sampler.generator.latent_dim}) float32 ~ N(0, 1)"
+        ("inputs", f"`z` (batch, {model.latent_dim}) float32 ~ N(0, 1)"
                    + ("" if space["kind"] == "none" else ", `labels` (batch,) int64")),
         ("labels", _labels(space)),
         ("budget", _budget(status)),
@@ -126,7 +133,7 @@ def card(out: Path, fmt: str, sampler: Sampler, ckpt_path: str, space: dict,
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return (f"# Model card: {out.name}\n\n| | |\n| --- | --- |\n{table}\n\n"
-            f"## Run it\n\n{how_to_run(out, fmt, space, sampler.generator.latent_dim)}")
+            f"## Run it\n\n{how_to_run(out, fmt, space, model.latent_dim)}")
 
 
 def how_to_run(out: Path, fmt: str, space: dict, latent_dim: int) -> str:

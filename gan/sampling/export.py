@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan.core.drawing import is_conditional
 from gan.io.files import atomic_write
-from gan.sampling.sampler import Sampler
+from gan.io.image_model import ImageModel
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +40,26 @@ class UnconditionalGenerator(SamplingGenerator):
         return self.generator(z).clamp(-1, 1)
 
 
-def example_inputs(sampler: Sampler, n: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Seeded z (and cycled labels for a conditional G) for tracing and checking."""
-    g = torch.Generator().manual_seed(seed)  # the CPU stream, then the sampler's device
-    z = torch.randn(n, sampler.generator.latent_dim, generator=g, device="cpu")
-    z = z.to(sampler.device)
-    if not is_conditional(sampler.generator):
+def example_inputs(model: ImageModel, n: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Seeded z (and cycled labels for a conditional model) for tracing and checking."""
+    g = torch.Generator().manual_seed(seed)  # the CPU stream, then the module's device
+    module = model.export_module()
+    device = next(iter(module.parameters()), next(iter(module.buffers()), torch.empty(0))).device
+    z = torch.randn(n, model.latent_dim, generator=g, device="cpu").to(device)
+    labels = model.spec.labels
+    if not labels.conditional:
         return (z,)
-    return z, torch.arange(n, device=sampler.device) % sampler.num_classes
+    return z, labels.cycled(n).to(device)
 
 
-def wrap(sampler: Sampler) -> SamplingGenerator:
-    cls = SamplingGenerator if is_conditional(sampler.generator) else UnconditionalGenerator
-    return cls(sampler.generator).eval().requires_grad_(False)
+def wrap(model: ImageModel) -> SamplingGenerator:
+    """The model's `export_module()` as the exported graph: (z[, labels]) -> images."""
+    if not callable(getattr(model, "export_module", None)) or getattr(
+            model, "latent_dim", None) is None:
+        raise ValueError(f"gan.export needs a model with export_module() and latent_dim; this "
+                         f"{model.describe().get('family', 'model')} has none")
+    cls = SamplingGenerator if model.spec.labels.conditional else UnconditionalGenerator
+    return cls(model.export_module()).eval().requires_grad_(False)
 
 
 def export_onnx(model: SamplingGenerator, inputs: tuple[torch.Tensor, ...], out: Path,

@@ -10,26 +10,36 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
-from gan.core.drawing import is_conditional, to_grid
+from gan.core.drawing import to_grid
 from gan.core.progress import paused
+from gan.io.image_model import ImageModel
 from gan.sampling.trackers import log_image
 
 log = logging.getLogger(__name__)
 
 
+def step_of(trainer, model: ImageModel) -> int:
+    """The x-axis of logged images: the model's own step (a GAN's G step), else the
+    trainer's."""
+    step = model.describe().get("step")
+    return int(step) if step is not None else trainer.global_step
+
+
 class SampleGrid(L.Callback):
-    """Grids of the module's fixed noise every `every_n_epochs` epochs and/or `every_n_steps`
-    G steps, plus one grid of real images at the start and a final grid at the end.
+    """Grids of the model's draws for one fixed seed every `every_n_epochs` epochs and/or
+    `every_n_steps` steps, plus one grid of real images at the start and a final grid at the end.
 
     Each grid goes to every tracker that takes images (`samples/...`, x-axis = G step) and to a
     PNG in `<run dir>/samples/`."""
 
     def __init__(self, every_n_epochs: int | None = 1, every_n_steps: int | None = None,
-                 nrow: int = 8):
-        for name, value in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
+                 nrow: int = 8, n: int = 64, seed: int = 0):
+        for name, value in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps),
+                            ("n", n)):
             if value is not None and value < 1:
                 raise ValueError(f"callbacks.samples.{name} must be >= 1 or null, got {value}")
         self.every_n_epochs, self.every_n_steps, self.nrow = every_n_epochs, every_n_steps, nrow
+        self.n, self.seed = n, seed
         self._last_logged_step = -1
 
     def _log(self, trainer, tag: str, images: torch.Tensor, filename: str) -> None:
@@ -38,12 +48,15 @@ class SampleGrid(L.Callback):
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / filename)
         if trainer.loggers:
-            log_image(trainer, tag, grid, trainer.lightning_module.g_step)
+            log_image(trainer, tag, grid, step_of(trainer, trainer.lightning_module))
 
     @rank_zero_only
-    def _log_fixed(self, trainer, pl_module, filename: str) -> None:
-        self._last_logged_step = pl_module.g_step
-        images = pl_module.sample(pl_module.fixed_z, pl_module.fixed_labels)
+    def _log_fixed(self, trainer, pl_module: ImageModel, filename: str) -> None:
+        # The same seed every time (and across resumes): the same noise, every label in turn.
+        self._last_logged_step = step_of(trainer, pl_module)
+        labels = pl_module.spec.labels
+        images = pl_module.draw(self.n, labels.cycled(self.n) if labels.conditional else None,
+                                seed=self.seed)
         self._log(trainer, "samples/fixed_noise", images, filename)
 
     def _grid(self, trainer, pl_module, filename: str) -> None:
@@ -52,11 +65,13 @@ class SampleGrid(L.Callback):
 
     @rank_zero_only
     def on_train_start(self, trainer, pl_module):
-        real = trainer.datamodule.train_images[: len(pl_module.fixed_z)]
+        real = trainer.datamodule.train_images[: self.n]
         self._log(trainer, "samples/real", real.float() / 127.5 - 1, "real.png")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = pl_module.g_step
+        if not self.every_n_steps:
+            return
+        step = step_of(trainer, pl_module)
         if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_logged_step:
             self._grid(trainer, pl_module, f"step{step:07d}.png")
 
@@ -75,8 +90,7 @@ class ClassGrid(SampleGrid):
 
     Logged on SampleGrid's schedule (`every_n_epochs` / `every_n_steps`, and at the end) to
     the trackers as `samples/per_class` and to `<run dir>/samples/per_class_*.png`. A no-op when
-    the generator is not conditional (no `conditional` attribute, or it is False), so it can sit
-    in the default callbacks."""
+    the model has no labels (its `spec`), so it can sit in the default callbacks."""
 
     def __init__(self, every_n_epochs: int | None = 1, every_n_steps: int | None = None,
                  n_per_class: int = 8, seed: int = 0):
@@ -89,16 +103,13 @@ class ClassGrid(SampleGrid):
         pass  # SampleGrid already logs the real images
 
     @rank_zero_only
-    def _log_fixed(self, trainer, pl_module, filename: str) -> None:
-        if not is_conditional(pl_module.generator):
+    def _log_fixed(self, trainer, pl_module: ImageModel, filename: str) -> None:
+        labels = pl_module.spec.labels
+        if not labels.conditional:
             return
-        self._last_logged_step = pl_module.g_step
-        num_classes = pl_module.hparams.num_classes
-        # The same columns every time (and across resumes): noise from a fixed seed.
-        g = torch.Generator().manual_seed(self.seed)
-        z = torch.randn(self.n_per_class, pl_module.latent_dim, generator=g)
-        z = z.repeat(num_classes, 1).to(pl_module.device)  # (classes * n_per_class, latent_dim)
-        labels = torch.arange(num_classes, device=pl_module.device)
-        labels = labels.repeat_interleave(self.n_per_class)  # (classes * n_per_class,): row-major
-        images = pl_module.sample(z, labels)
-        self._log(trainer, "samples/per_class", images, f"per_class_{filename}")
+        self._last_logged_step = step_of(trainer, pl_module)
+        # The same columns every time (and across resumes): one seed per row draws the same
+        # noise, so a column shows what the label alone changes.
+        rows = [pl_module.draw(self.n_per_class, torch.full((self.n_per_class,), k),
+                               seed=self.seed) for k in range(labels.k)]
+        self._log(trainer, "samples/per_class", torch.cat(rows), f"per_class_{filename}")

@@ -1,5 +1,5 @@
-"""A trained generator from a checkpoint, ready to draw: what generate, evaluate, project and
-export share."""
+"""A trained GAN restored from a checkpoint: the `gan` family of the ImageModel contract
+(gan/io/image_model.py), what `load_image_model` returns for every gan.train checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gan.core.drawing import is_conditional, sampling_labels
+from gan.core.drawing import is_conditional
 from gan.core.posthoc import Plain
 from gan.io.checkpoint import (
     DISCRIMINATOR,
@@ -20,14 +20,20 @@ from gan.io.checkpoint import (
     shape_errors,
 )
 from gan.io.config import build
+from gan.io.image_model import CKPT_KEY
+from gan.io.spec import ImageSpec, LabelSpace
+
+PRIOR = "trick_state.self_cond.prior"  # a pseudo-label trick's label frequencies
 
 
 class Sampler:
-    """A generator restored from a training checkpoint, callable as `sampler(n) -> images`."""
+    """A generator restored from a training checkpoint: an `ImageModel` (`spec`, `draw`,
+    `describe`, plus `latent_dim`, `decode`, `critic` and `export_module`), and callable as
+    `sampler(n) -> images`."""
 
-    def __init__(self, ckpt_path: str | Path, device: str = "cpu"):
+    def __init__(self, ckpt_path: str | Path, device: str = "cpu", ckpt: dict | None = None):
         path = Path(ckpt_path)
-        ckpt = load_checkpoint(path)
+        ckpt = ckpt if ckpt is not None else load_checkpoint(path)
         hparams = ckpt["hyper_parameters"]
         self.config = OmegaConf.create(hparams["config"])
         self.img_shape = tuple(hparams["img_shape"])
@@ -43,9 +49,66 @@ class Sampler:
         self.generator.to(device).eval()
         self._state, self._discriminator = ckpt["state_dict"], None
         # a pseudo-label trick's label frequencies (self-conditioning): labels drawn from them
-        self.label_prior = ckpt["state_dict"].get("label_prior")
+        self.label_prior = ckpt["state_dict"].get(PRIOR)
         self.device = torch.device(device)
+        self.step = (ckpt.get(CKPT_KEY) or {}).get("describe", {}).get(
+            "step", (ckpt.get("gan_counters") or {}).get("g_step"))
+        # how it is drawn: the run's `sampler=` (plain when it had none); `with_sampler` swaps
+        sampler_cfg = self.config.get("sampler")
+        self.posthoc = build(sampler_cfg) if sampler_cfg else Plain()
 
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, path: Path, device: str = "cpu") -> Sampler:
+        """The `gan` family's loader (gan.io.image_model.FAMILIES)."""
+        return cls(path, device, ckpt)
+
+    # ---- the ImageModel contract ----------------------------------------------------------
+
+    @property
+    def spec(self) -> ImageSpec:
+        if self.label_prior is not None:
+            labels = LabelSpace("clusters", len(self.label_prior),
+                                tuple(self.label_prior.double().tolist()))
+        elif is_conditional(self.generator):
+            labels = LabelSpace("classes", int(self.num_classes))
+        else:
+            labels = LabelSpace()
+        return ImageSpec.of(self.img_shape, labels)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.generator.latent_dim
+
+    def with_sampler(self, posthoc: Plain | None) -> Sampler:
+        """Draw with `posthoc` from now on (`gan.generate sampler=drs`); None keeps the run's."""
+        if posthoc is not None:
+            self.posthoc = posthoc
+        return self
+
+    def describe(self) -> dict:
+        return {"family": "gan", "draws_with": self.kind, "sampler": self.posthoc.describe(),
+                "step": self.step}
+
+    @torch.no_grad()
+    def draw(self, n: int, labels: torch.Tensor | None = None, seed: int = 0,
+             batch_size: int = 1000) -> torch.Tensor:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if labels is None:
+            labels = self.spec.labels.sample(n, seed)
+        return self.posthoc.draw(self.generator, n, self.latent_dim, labels.to(self.device),
+                                 seed, critic=self.critic, batch_size=batch_size)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            labels = self.spec.labels.cycled(len(z))
+        return self.generator(z.to(self.device), labels.to(self.device)).clamp(-1, 1).cpu()
+
+    def export_module(self) -> torch.nn.Module:
+        return self.generator
+
+    @torch.no_grad()
     def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """D's logits, D rebuilt from the checkpoint on first use (post-hoc samplers such as
         discriminator rejection sampling read them)."""
@@ -56,19 +119,17 @@ class Sampler:
             self._discriminator = d.to(self.device).eval()
         return self._discriminator(images, labels)
 
+    # ---- as before the contract: `sampler(n, label)` -------------------------------------
+
     @torch.no_grad()
     def __call__(self, n: int, label: int | None = None, batch_size: int = 1000,
                  seed: int = 0, posthoc: Plain | None = None) -> torch.Tensor:
-        """n images, drawn by the post-hoc sampler `posthoc` (plain z ~ N(0, I) by default)."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        """n images (all of class `label` when given), by `posthoc` (the run's by default)."""
         if label is not None and not is_conditional(self.generator):
             raise ValueError("label= needs a conditional checkpoint (trained with "
                              "model.conditional=true)")
         if label is not None and not 0 <= label < self.num_classes:
             raise ValueError(f"label={label} is outside 0..{self.num_classes - 1}")
-        labels = (torch.full((n,), label) if label is not None
-                  else sampling_labels(n, self.num_classes, self.label_prior, seed))
-        posthoc = posthoc if posthoc is not None else Plain()
-        return posthoc.draw(self.generator, n, self.generator.latent_dim, labels.to(self.device),
-                            seed, critic=self.critic, batch_size=batch_size)
+        self.with_sampler(posthoc)
+        labels = torch.full((n,), label) if label is not None else None
+        return self.draw(n, labels, seed, batch_size)

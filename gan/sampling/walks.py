@@ -13,6 +13,7 @@ the trackers (TensorBoard, MLflow, W&B) and `<run dir>/samples/` at the end of a
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -20,9 +21,12 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
-from gan.core.drawing import is_conditional, to_grid
+from gan.core.drawing import to_grid
 from gan.core.progress import paused
+from gan.sampling.grids import step_of
 from gan.sampling.trackers import log_image
+
+log = logging.getLogger(__name__)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -77,19 +81,30 @@ class Interpolation(L.Callback):
         with paused(trainer):  # not training: the training clock stops for it
             self._walks(trainer, pl_module)
 
-    def _walks(self, trainer, pl_module) -> None:
-        conditional = is_conditional(pl_module.generator)
-        num_classes = pl_module.hparams.num_classes
-        grids = {"interpolation": (slerp_strips(
-            pl_module.sample, pl_module.latent_dim, num_classes, conditional, self.pairs,
-            self.steps, self.seed, pl_module.device), self.steps)}
-        if conditional:
-            grids["class_sweep"] = (class_sweeps(pl_module.sample, pl_module.latent_dim,
-                                                 num_classes, self.pairs, self.seed,
-                                                 pl_module.device), num_classes)
+    def _walks(self, trainer, model) -> None:
+        grids = walk_grids(model, self.pairs, self.steps, self.seed)
+        if grids is None:
+            log.info("no latent walks: %s has no latent space (latent_dim, decode)",
+                     model.describe().get("family", type(model).__name__))
+            return
         out = Path(trainer.default_root_dir) / "samples"
         out.mkdir(parents=True, exist_ok=True)
         for name, (images, nrow) in grids.items():
             grid = to_grid(images, nrow)
             save_image(grid, out / f"{name}.png")
-            log_image(trainer, f"samples/{name}", grid, pl_module.g_step)
+            log_image(trainer, f"samples/{name}", grid, step_of(trainer, model))
+
+
+def walk_grids(model, pairs: int, steps: int, seed: int = 0) -> dict | None:
+    """{name: (images, nrow)} of an ImageModel with a latent space: slerp strips, and class
+    sweeps when it has labels; None for a model without `latent_dim` and `decode`."""
+    latent_dim, decode = getattr(model, "latent_dim", None), getattr(model, "decode", None)
+    if latent_dim is None or decode is None:
+        return None
+    labels = model.spec.labels
+    grids = {"interpolation": (slerp_strips(decode, latent_dim, labels.k, labels.conditional,
+                                            pairs, steps, seed), steps)}
+    if labels.conditional:
+        grids["class_sweep"] = (class_sweeps(decode, latent_dim, labels.k, pairs, seed),
+                                labels.k)
+    return grids

@@ -20,28 +20,28 @@ from torchvision.utils import save_image
 from gan.core.drawing import to_grid
 from gan.data.registry import dataset_name
 from gan.io.files import atomic_write
+from gan.io.image_model import ImageModel
 from gan.sampling.preprocess import Steps
 from gan.sampling.projection import Projection
-from gan.sampling.sampler import Sampler
 
 log = logging.getLogger(__name__)
 
 
 
 
-def load_features(sampler: Sampler, choice: str):
+def load_features(sampler: ImageModel, choice: str):
     """The frozen metric classifier for the checkpoint's data (`projection.features=auto`)."""
     if choice in (None, "none"):
         return None
     if choice != "auto":
         raise ValueError(f"projection.features={choice!r}: use auto or none")
-    name = dataset_name(sampler.config)
-    if name is None or sampler.img_shape != (1, 28, 28):
+    name = dataset_name(getattr(sampler, "config", None))
+    if name is None or sampler.spec.shape != (1, 28, 28):
         log.info("projection.features: no metric classifier for this data; pixel distance only")
         return None
     from gan.metrics.classifier import load_classifier
 
-    return load_classifier(name).to(sampler.device)
+    return load_classifier(name).to(getattr(sampler, "device", "cpu"))
 
 
 def save_png(images: torch.Tensor, path: Path, nrow: int, zoom: int) -> None:

@@ -15,8 +15,8 @@ class EMA(Trick):
     after each G step, `ema = decay * ema + (1 - decay) * G`. Grids, generation and metrics
     sample the average, which is smoother than the last iterate.
 
-    The copy is registered as `pl_module.generator_ema` in `setup`, so checkpoints hold it under
-    `generator_ema.` (gan.generate prefers those keys) and resuming restores it; it has no
+    The copy is the trick's state (gan/core/trick.py): checkpoints hold it under
+    `trick_state.ema.` (gan.generate prefers those keys) and resuming restores it; it has no
     gradients and configure_optimizers never sees it. Buffers (BatchNorm running statistics) are
     copied, not averaged, as in StyleGAN2-ADA: averaged statistics would not match any weights.
     Before G step `start_step` the average just copies G (BigGAN's ema_start); `warmup` uses
@@ -32,10 +32,13 @@ class EMA(Trick):
         self._seen_g_step = 0
         self._paired: tuple = (None, None)
 
-    def setup(self, trainer, pl_module, stage):
-        if getattr(pl_module, "generator_ema", None) is None:
-            pl_module.generator_ema = copy.deepcopy(pl_module.generator).requires_grad_(False)
-        self.ema = pl_module.generator_ema
+    state_name = "ema"
+
+    def build_state(self, pl_module) -> torch.nn.Module:
+        return copy.deepcopy(pl_module.generator).requires_grad_(False)
+
+    def bind_state(self, state: torch.nn.Module) -> None:
+        self.state = self.ema = state
 
     def decay_at(self, g_step: int) -> float:
         """The decay for the update after G step `g_step` (counted from 1); 0 means copy."""

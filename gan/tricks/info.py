@@ -22,7 +22,8 @@ As the paper builds it (its section 4 and appendix C.1, and the authors' code, o
 - Adam with lr 2e-4 for D and 1e-3 for G, beta1 0.5; lambda = 1 for a discrete code. The
   variants conf/variant/info_w01, info_w03, info_w1 set these (lambda 0.1, 0.3, 1).
 
-The head lives in the module as `q_head` (so it moves with the device, is wrapped by DDP and saved
+The head is the trick's state, `trick_state.info` (so it moves with the device, is wrapped
+by DDP and saved
 in checkpoints). Checkpoints of the earlier design (a separate Q net, `code_predictor.*`, trained
 by G's optimizer) are refused with one line (gan/io/legacy.py RETIRED). The real labels are never
 used: with `model.generator.conditional=true` grids get one row per code, and
@@ -84,10 +85,15 @@ class InfoGAN(Trick):
                              f"does not have: use model=dcgan")
         trunk = discriminator.trunk()
         self.codes, self.trunk = pl_module.hparams.num_classes, trunk
-        if getattr(pl_module, "q_head", None) is None:  # not again on fit after fit
-            pl_module.q_head = CodeHead(self._trunk_width(trunk, pl_module.hparams.img_shape),
-                                        self.codes, self.hidden)
-        self.head = pl_module.q_head
+
+    state_name = "info"
+
+    def build_state(self, pl_module) -> nn.Module:
+        return CodeHead(self._trunk_width(self.trunk, pl_module.hparams.img_shape), self.codes,
+                        self.hidden)
+
+    def bind_state(self, state: nn.Module) -> None:
+        self.state = self.head = state
 
     @staticmethod
     def _trunk_width(trunk: nn.Module, img_shape) -> int:

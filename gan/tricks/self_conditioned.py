@@ -12,11 +12,12 @@ Hungarian method, so cluster j stays what G learnt as cluster j.
 Unsupervised: the trick reads the training images (a seeded subset) and never their labels, nor
 the shipped classifier (trained on labels). G's cluster ids are drawn at the clusters' data
 frequency (DESIGN.md section 9: uniform ids over unequal clusters skew the samples); the
-frequencies live in the module as `label_prior`, so metrics and `gan.generate` draw alike.
+frequencies are the model's label prior (its `spec`), so metrics and `gan.generate` draw alike.
 
-Between reclusterings a frozen copy of D's trunk (`cluster_encoder`, eval mode) labels each real
-batch by its nearest centre: the labels k-means gave, without indexing the data set. The
-encoder, centres and prior are buffers or modules of the GAN, so checkpoints hold them.
+Between reclusterings a frozen copy of D's trunk (the state's `encoder`, eval mode) labels each
+real batch by its nearest centre: the labels k-means gave, without indexing the data set. The
+encoder, centres and prior are the trick's state (`trick_state.self_cond`), so checkpoints hold
+them.
 """
 
 from __future__ import annotations
@@ -31,9 +32,21 @@ from torch import nn
 
 from gan.core.trick import Trick
 from gan.data.images import to_unit_range
+from gan.io.spec import LabelSpace
 
 log = logging.getLogger(__name__)
 DEFAULT_CLUSTERS, DEFAULT_N_IMAGES = 50, 10000
+
+
+class ClusterState(nn.Module):
+    """The trick's state: the frozen encoder, the k centres (all zero until the first
+    clustering: shaped now, so a checkpoint's centres load in) and their data frequencies."""
+
+    def __init__(self, encoder: nn.Module, clusters: int, width: int):
+        super().__init__()
+        self.encoder = encoder
+        self.register_buffer("centres", torch.zeros(clusters, width))
+        self.register_buffer("prior", torch.full((clusters,), 1.0 / clusters))
 
 
 def nearest(features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -136,15 +149,19 @@ class SelfConditioned(Trick):
                              f"images to features; gan/networks/dcgan.py has one): add it, or "
                              f"train without the trick: recipe=unconditional")
         self.module = pl_module
-        if getattr(pl_module, "cluster_encoder", None) is None:  # not again on fit after fit
-            pl_module.cluster_encoder = encoder = self._frozen(discriminator)
-            probe = torch.zeros(1, *pl_module.hparams.img_shape,
-                                device=next(encoder.parameters()).device)
-            width = encoder(probe).flatten(1).shape[1]
-            # all zero until the first clustering (shaped now: a checkpoint's centres load in)
-            pl_module.register_buffer("cluster_centres", torch.zeros(self.clusters, width))
-            pl_module.register_buffer("label_prior", torch.full((self.clusters,),
-                                                                1.0 / self.clusters))
+
+    state_name = "self_cond"
+
+    def build_state(self, pl_module) -> ClusterState:
+        encoder = self._frozen(pl_module.discriminator)
+        probe = torch.zeros(1, *pl_module.hparams.img_shape,
+                            device=next(encoder.parameters()).device)
+        return ClusterState(encoder, self.clusters, encoder(probe).flatten(1).shape[1])
+
+    def label_space(self, pl_module) -> LabelSpace:
+        prior = self.state.prior if self.state is not None else torch.full(
+            (self.clusters,), 1.0 / self.clusters)
+        return LabelSpace("clusters", self.clusters, tuple(prior.double().cpu().tolist()))
 
     @staticmethod
     def _frozen(discriminator: nn.Module) -> nn.Module:
@@ -153,7 +170,7 @@ class SelfConditioned(Trick):
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The frozen trunk's features, unit length: clusters of shape, not of ink."""
-        encoder = self.module.cluster_encoder.eval()
+        encoder = self.state.encoder.eval()
         # in the nets' dtype (bf16 under trainer.precision=bf16-true); clustered in float32
         dtype = next(encoder.parameters()).dtype
         chunks = [encoder(x.to(dtype)).flatten(1).float() for x in images.split(1000)]
@@ -165,10 +182,10 @@ class SelfConditioned(Trick):
         g = torch.Generator().manual_seed(self.seed)
         pick = torch.randperm(len(images), generator=g)[: self.n_images]
         self.images = images[pick.to(images.device)].to(pl_module.device)
-        if not pl_module.cluster_centres.any():  # fresh run: cluster the random D's features
+        if not self.state.centres.any():  # fresh run: cluster the random D's features
             self.recluster()
         else:  # resumed: the centres and encoder came with the checkpoint
-            self.assigned = nearest(self._subset_features(), pl_module.cluster_centres)
+            self.assigned = nearest(self._subset_features(), self.state.centres)
 
     def _subset_features(self) -> torch.Tensor:
         return self.features(to_unit_range(self.images))
@@ -176,13 +193,14 @@ class SelfConditioned(Trick):
     @torch.no_grad()
     def recluster(self) -> None:
         module = self.module
-        module.cluster_encoder = self._frozen(module.discriminator).to(module.device)
+        state = self.state
+        state.encoder = self._frozen(module.discriminator).to(module.device)
         features = self._subset_features()
         if self.assigned is None:
             g = torch.Generator().manual_seed(self.seed)
             start = kmeans_plus_plus(features.cpu(), self.clusters, g).to(features.device)
         else:  # the old clusters' means under the new features (Liu et al., section 3.2)
-            start = self._means(features, self.assigned, module.cluster_centres)
+            start = self._means(features, self.assigned, state.centres)
         centres = kmeans(features, start, self.iters)
         assigned = nearest(features, centres)
         if self.assigned is not None:
@@ -190,9 +208,9 @@ class SelfConditioned(Trick):
             assigned = perm[assigned]
             centres = centres[torch.argsort(perm)]
         self.assigned = assigned
-        module.cluster_centres = centres
+        state.centres = centres
         counts = torch.bincount(assigned, minlength=self.clusters).float()
-        module.label_prior = counts / counts.sum()
+        state.prior = counts / counts.sum()
 
     def _means(self, features, assigned, previous) -> torch.Tensor:
         sums = torch.zeros(self.clusters, features.shape[1], device=features.device)
@@ -207,8 +225,8 @@ class SelfConditioned(Trick):
     @torch.no_grad()
     def real_labels(self, real, labels):
         # the batch's dataset labels are dropped: each real image is labelled by its cluster
-        return nearest(self.features(real), self.module.cluster_centres)
+        return nearest(self.features(real), self.state.centres)
 
     def generator_labels(self, labels):
         # cluster ids at their data frequency, from the global RNG (seeded, restored on resume)
-        return torch.multinomial(self.module.label_prior, labels.shape[0], replacement=True)
+        return torch.multinomial(self.state.prior, labels.shape[0], replacement=True)

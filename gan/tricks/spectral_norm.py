@@ -8,6 +8,8 @@ exact parametrisation state under `spectral_norm.<key>`; loading puts it back, s
 
 from __future__ import annotations
 
+import weakref
+
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
@@ -80,6 +82,9 @@ def _from_plain(module, state_dict, prefix, local_metadata, strict, missing, une
             state_dict[key + suffix] = state_dict.pop(STASH + key + suffix)
 
 
+_HOOKED: weakref.WeakSet = weakref.WeakSet()  # modules that carry the plain-weights hooks
+
+
 class SpectralNorm(Trick):
     """Spectral normalisation (Miyato et al. 2018): every conv/linear weight of D is divided by
     its largest singular value, estimated by `n_power_iterations` power iterations per forward,
@@ -96,12 +101,12 @@ class SpectralNorm(Trick):
         self.generator, self.n_power_iterations = generator, n_power_iterations
 
     def setup(self, trainer, pl_module, stage):
-        names = ["discriminator"]
-        if self.generator:  # G and every averaged copy of it (generator_ema)
-            names += [n for n, _ in pl_module.named_children() if n.startswith("generator")]
-        for name in names:
-            apply_spectral_norm(getattr(pl_module, name), self.n_power_iterations)
-        if not getattr(pl_module, "_spectral_norm_hooks", False):
+        nets = [pl_module.discriminator]
+        if self.generator:  # G (an EMA copy is built after every callback's setup: from it)
+            nets.append(pl_module.generator)
+        for net in nets:
+            apply_spectral_norm(net, self.n_power_iterations)
+        if pl_module not in _HOOKED:  # once per module, on a second fit too
             pl_module.register_state_dict_post_hook(_to_plain)
             pl_module.register_load_state_dict_pre_hook(_from_plain)
-            pl_module._spectral_norm_hooks = True
+            _HOOKED.add(pl_module)

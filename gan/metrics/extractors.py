@@ -1,0 +1,78 @@
+"""Feature extractors per image spec, chosen by `metrics.extractor=` (not by dataset name).
+
+Every score but the pixel statistics lives in an extractor's feature space, and an extractor
+takes one image shape. `auto` (the default) takes the one the data module declares
+(`ImageDataModule.extractor`: the shipped digit classifier for MNIST, the Fashion one for
+Fashion-MNIST, none for fake or folder data); a name picks one; `null` none. A model whose
+images the extractor cannot read is refused in one line naming both shapes. Without an
+extractor a run still writes metrics.json: the pixel statistics, and the scores that are
+absent, each with why (`absent`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gan.io.spec import ImageSpec
+
+
+@dataclass(frozen=True)
+class Extractor:
+    name: str
+    shape: tuple[int, int, int]  # the images it reads: (C, H, W)
+    about: str
+
+
+EXTRACTORS = {
+    "mnist": Extractor("mnist", (1, 28, 28), "the shipped MNIST digit classifier (gan/assets)"),
+    "fashion_mnist": Extractor("fashion_mnist", (1, 28, 28),
+                               "the shipped Fashion-MNIST classifier (gan/assets)"),
+}
+
+# What an extractor's features give, and so what is absent without one.
+FEATURE_SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "density", "coverage",
+                  "classes_covered", "class_kl", "min_class_share")
+
+
+def listing() -> str:
+    return ", ".join(f"{e.name} ({'x'.join(map(str, e.shape))})" for e in EXTRACTORS.values())
+
+
+def resolve(name: str | None, declared: str | None) -> str | None:
+    """The extractor a run uses: `auto` -> the data's declared one (or none)."""
+    if name == "auto":
+        return declared
+    if name is not None and name not in EXTRACTORS:
+        raise ValueError(f"metrics.extractor={name} is unknown; have: {listing()}, auto, null")
+    return name
+
+
+def check_fits(name: str, spec: ImageSpec) -> None:
+    shape = EXTRACTORS[name].shape
+    if tuple(spec.shape) != tuple(shape):
+        raise ValueError(f"metrics.extractor={name} reads {'x'.join(map(str, shape))} images, "
+                         f"but the model draws {spec.shape_text}: choose another "
+                         f"(have: {listing()}) or metrics.extractor=null")
+
+
+def absent(name: str | None, spec: ImageSpec, reason: str | None = None) -> dict[str, str]:
+    """The feature scores a run without an extractor cannot give, each with why."""
+    why = reason or (f"no feature extractor for {spec.shape_text} images (metrics.extractor="
+                     f"{name}; have: {listing()})")
+    return {key: why for key in FEATURE_SCORES}
+
+
+@torch.no_grad()
+def pixel_stats(fake: torch.Tensor, real: torch.Tensor | None = None) -> dict[str, float]:
+    """What needs no extractor: the samples' pixel mean and spread, and against real images
+    (when the data has some) the gaps to theirs, per channel averaged."""
+    fake = fake.float()
+    out = {"pixel_mean": fake.mean().item(), "pixel_std": fake.std().item()}
+    if real is not None and len(real):
+        real = real.float() / 127.5 - 1 if real.dtype == torch.uint8 else real.float()
+        dims = (0, 2, 3)
+        out["pixel_mean_gap"] = (fake.mean(dims) - real.mean(dims)).abs().mean().item()
+        out["pixel_std_ratio"] = (fake.std(dims) / real.std(dims).clamp(min=1e-6)).mean().item()
+    return out
