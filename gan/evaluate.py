@@ -22,6 +22,7 @@ from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output
 from gan.io.image_model import load_image_model
 from gan.io.keys import integer
+from gan.io.spec import ImageSpec
 from gan.metrics import extractors
 from gan.metrics.classifier import extractor_id
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics
@@ -50,17 +51,16 @@ def load_samples(path: str | Path) -> torch.Tensor:
     return fake
 
 
-def fake_samples(cfg: DictConfig, posthoc: Plain) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+def fake_samples(cfg: DictConfig, posthoc: Plain):
     """The images to score (a samples file, or `n` drawn from a checkpoint's model, by
     `posthoc` where the family has post-hoc samplers), the labels a class-conditional model was
-    asked for (None otherwise), and what drew them."""
+    asked for (None otherwise), what drew them, and the model's spec."""
     if cfg.samples is not None:
-        return load_samples(cfg.samples), None, "samples file"
+        fake = load_samples(cfg.samples)
+        return fake, None, "samples file", ImageSpec.of(fake.shape[1:])
     model = load_image_model(cfg.ckpt_path)
     if hasattr(model, "with_sampler"):
         model.with_sampler(posthoc)
-    extractor = cfg.get("extractor") or cfg.dataset
-    extractors.check_fits(extractor, model.spec)
     trained_on = dataset_name(getattr(model, "config", None))
     # A run on a named dataset is scored against that one; synthetic data (fake) has no
     # metrics of its own, so its checkpoints are scored against whatever data= says.
@@ -73,7 +73,20 @@ def fake_samples(cfg: DictConfig, posthoc: Plain) -> tuple[torch.Tensor, torch.T
     asked = labels.cycled(cfg.n) if labels.kind == "classes" else None
     about = model.describe()
     return (model.draw(cfg.n, asked, seed=cfg.seed), asked,
-            about.get("draws_with", about.get("family", "model")))
+            about.get("draws_with", about.get("family", "model")), model.spec)
+
+
+def extractor_for(cfg: DictConfig, spec: ImageSpec) -> str | None:
+    """`extractor=auto`: data='s classifier where it reads the model's images, else none (pixel
+    statistics only); a name: that one, refused in one line naming both shapes if it cannot."""
+    choice = cfg.get("extractor", "auto")
+    if choice == "auto":
+        fits = extractors.EXTRACTORS[cfg.dataset].shape == spec.shape
+        return cfg.dataset if fits else None
+    name = extractors.resolve(choice, None, "extractor")
+    if name is not None:
+        extractors.check_fits(name, spec, "extractor")
+    return name
 
 
 def check(cfg: DictConfig) -> None:
@@ -93,17 +106,29 @@ def check(cfg: DictConfig) -> None:
 def evaluate(cfg: DictConfig) -> dict:
     check(cfg)
     posthoc = build(cfg.sampler)
-    fake, asked, sampler = fake_samples(cfg, posthoc)
-    values = compute_metrics(
-        fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
-        labels=asked,
-    )
+    fake, asked, sampler, spec = fake_samples(cfg, posthoc)
+    try:
+        name = extractor_for(cfg, spec)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    absent = {}
+    if name is None:  # what needs no extractor; the rest named, with why
+        if len(fake) < cfg.n:
+            raise UsageError(f"need at least n={cfg.n} samples, got {len(fake)}")
+        values = extractors.pixel_stats(fake[: cfg.n])
+        absent = extractors.absent(cfg.get("extractor", "auto"), spec)
+    else:
+        values = compute_metrics(
+            fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
+            labels=asked, extractor=name,
+        )
     if cfg.get("inception_weights"):
         values["fid_inception"] = fid_inception(fake, cfg)
-    stamp = protocol(cfg.dataset, extractor_id(cfg.dataset), cfg.n, cfg.split, sampler, cfg.seed,
-                     posthoc.describe() if cfg.ckpt_path is not None else None)
+    stamp = protocol(cfg.dataset, extractor_id(name) if name else None, cfg.n, cfg.split,
+                     sampler, cfg.seed, posthoc.describe() if cfg.ckpt_path is not None else None)
+    stamp["extractor_name"], stamp["spec"] = name, spec.to_dict()
     return {"protocol": stamp, "samples": cfg.samples, "ckpt_path": cfg.ckpt_path,
-            "metrics": values}
+            "metrics": values, **({"absent": absent} if absent else {})}
 
 
 def fid_inception(fake: torch.Tensor, cfg: DictConfig) -> float:
@@ -131,13 +156,18 @@ def score(cfg: DictConfig) -> float:
         report = evaluate(cfg)
     except ImportError as err:  # torch-fidelity for inception_weights=: bad input, not a crash
         raise UsageError(str(err)) from None
-    print(f"{cfg.dataset}: n={cfg.n} samples vs {cfg.n} real ({cfg.split} split)")
+    name = report["protocol"].get("extractor_name")
+    print(f"{cfg.dataset}: n={cfg.n} samples vs {cfg.n} real ({cfg.split} split)" if name
+          else f"n={cfg.n} samples: pixel statistics (no extractor)")
     for key, value in report["metrics"].items():
         print(f"  {key:<16} {value:12.4f}   {DESCRIPTIONS.get(key, FID_INCEPTION)}")
+    absent = report.get("absent") or {}
+    if absent:
+        print(f"  absent: {', '.join(absent)} ({next(iter(absent.values()))})")
     write_metrics(cfg.out, report["metrics"], report["protocol"], samples=cfg.samples,
-                  ckpt_path=cfg.ckpt_path)
+                  ckpt_path=cfg.ckpt_path, **({"absent": absent} if absent else {}))
     print(f"wrote {cfg.out}")
-    return report["metrics"]["fid"]
+    return report["metrics"].get("fid")
 
 
 main = entry_point("evaluate", score, "evaluate", check=check)

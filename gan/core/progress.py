@@ -71,7 +71,11 @@ def paused(trainer: L.Trainer | None):
 def images_seen(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
     """Real images D has seen, all ranks together: every D step takes one full batch per rank
     (ShuffledBatches drops the ragged end), so this is exact without counting."""
-    return pl_module.d_step * trainer.datamodule.batch_size * trainer.world_size
+    # A model family without D steps: the batches Lightning has started (public progress).
+    steps = getattr(pl_module, "d_step", None)
+    if steps is None:
+        steps = trainer.fit_loop.epoch_loop.batch_progress.total.processed
+    return steps * trainer.datamodule.batch_size * trainer.world_size
 
 
 def progress(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
@@ -82,5 +86,6 @@ def progress(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
     return {"train_s": round(budget.train_s(), 3) if budget else None,
             "wall_s": round(budget.wall_s(), 3) if budget else None,
             "images_seen": images_seen(trainer, pl_module),
-            "g_step": pl_module.g_step, "d_step": pl_module.d_step,
+            "g_step": getattr(pl_module, "g_step", None),
+            "d_step": getattr(pl_module, "d_step", None),
             "epoch": trainer.current_epoch}

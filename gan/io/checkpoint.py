@@ -83,14 +83,17 @@ def load_checkpoint(path: str | os.PathLike, key: str = "ckpt_path") -> dict:
             f"{key}={path} is not a readable gan.train checkpoint ({_reason(err)}); "
             f"it may be truncated by a kill or a full disk: use another checkpoint of the run "
             f"(checkpoints/epoch*.ckpt) or start without {key}=") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt.get(
-            "hyper_parameters", {}):
+    # A GAN's (gan.train's) checkpoint carries its config; another model family names itself
+    # (gan.io.image_model), and its loader reads what it wrote.
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or (
+            "config" not in ckpt.get("hyper_parameters", {}) and "image_model" not in ckpt):
         raise CheckpointError(f"{key}={path} is a torch file but not a checkpoint written by "
                               f"gan.train (no state_dict and config inside)")
-    # Configs stored before the layered packages name classes by their old paths; trick state
-    # stored before the trick contract sat on the GAN itself.
-    ckpt["hyper_parameters"]["config"] = upgrade(ckpt["hyper_parameters"]["config"])
-    upgrade_state_dict(ckpt["state_dict"])
+    if "config" in ckpt.get("hyper_parameters", {}):
+        # Configs stored before the layered packages name classes by their old paths; trick
+        # state stored before the trick contract sat on the GAN itself.
+        ckpt["hyper_parameters"]["config"] = upgrade(ckpt["hyper_parameters"]["config"])
+        upgrade_state_dict(ckpt["state_dict"])
     return ckpt
 
 

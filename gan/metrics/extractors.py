@@ -40,21 +40,21 @@ def listing() -> str:
     return ", ".join(f"{e.name} ({'x'.join(map(str, e.shape))})" for e in EXTRACTORS.values())
 
 
-def resolve(name: str | None, declared: str | None) -> str | None:
+def resolve(name: str | None, declared: str | None, key: str = "metrics.extractor") -> str | None:
     """The extractor a run uses: `auto` -> the data's declared one (or none)."""
     if name == "auto":
         return declared
     if name is not None and name not in EXTRACTORS:
-        raise ValueError(f"metrics.extractor={name} is unknown; have: {listing()}, auto, null")
+        raise ValueError(f"{key}={name} is unknown; have: {listing()}, auto, null")
     return name
 
 
-def check_fits(name: str, spec: ImageSpec) -> None:
+def check_fits(name: str, spec: ImageSpec, key: str = "metrics.extractor") -> None:
     shape = EXTRACTORS[name].shape
     if tuple(spec.shape) != tuple(shape):
-        raise ValueError(f"metrics.extractor={name} reads {'x'.join(map(str, shape))} images, "
+        raise ValueError(f"{key}={name} reads {'x'.join(map(str, shape))} images, "
                          f"but the model draws {spec.shape_text}: choose another "
-                         f"(have: {listing()}) or metrics.extractor=null")
+                         f"(have: {listing()}) or {key}=null")
 
 
 def absent(name: str | None, spec: ImageSpec, reason: str | None = None) -> dict[str, str]:

@@ -52,6 +52,10 @@ DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and docs/compare.md
     "classes_covered": "classes predicted for >= n/40 fakes (a quarter of a fair share), 0..10",
     "class_kl": "KL(predicted class histogram || uniform): 0 balanced, ln 10 = 2.30 one class",
     "min_class_share": "fraction of fakes predicted as the rarest class: 0.1 balanced, 0 missing",
+    "pixel_mean": "mean pixel value of the samples in [-1, 1] (no extractor needed)",
+    "pixel_std": "pixel standard deviation of the samples (no extractor needed)",
+    "pixel_mean_gap": "|per-channel pixel mean of samples - of real images|, averaged",
+    "pixel_std_ratio": "per-channel pixel std of samples / of real images, averaged (1: equal)",
     "label_accuracy": "conditional G only: fraction the classifier assigns the requested label",
     "label_purity": "conditional G only: fraction in their label's most common class (InfoGAN "
                     "codes: how digit-pure each code is, whichever digit it drew)",

@@ -21,17 +21,19 @@ import torch
 from torch import nn
 
 from gan.networks.conditional import LabelConcat, Projection, class_count
-from gan.networks.layers import norm_layer, num_upsamplings
+from gan.networks.layers import norm_layer, num_upsamplings, square_side
 from gan.networks.minibatch_std import MinibatchStd
 from gan.networks.mixture_prior import mixture_prior
 
 
 class Generator(nn.Module):
+    net_name = "dcgan"  # in errors: model=<name>
+
     def __init__(self, img_shape, latent_dim: int = 100, width: int = 64, norm: str = "batch",
                  num_classes: int = 0, conditional: bool = False, embed_dim: int = 16,
                  prior_components: int = 0, prior_sigma: float = 0.2):
         super().__init__()
-        channels, height, _ = img_shape
+        channels, height = img_shape[0], square_side(img_shape, self.net_name)
         self.img_shape, self.latent_dim = tuple(img_shape), latent_dim
         self.conditional = conditional
         classes = class_count(conditional, num_classes)
@@ -64,12 +66,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
+    net_name = "dcgan"
+
     def __init__(self, img_shape, width: int = 64, norm: str = "batch", num_classes: int = 0,
                  conditional: bool = False, minibatch_std: int = 0):
         super().__init__()
         self.conditional = conditional
         classes = class_count(conditional, num_classes)
-        channels, height, _ = img_shape
+        channels, height = img_shape[0], square_side(img_shape, self.net_name)
         stages = num_upsamplings(height)
         layers, c_in, c = [], channels, width
         for i in range(stages):

@@ -24,6 +24,17 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
 
 
+def square_side(img_shape, net: str) -> int:
+    """The side of the square images a conv net builds for, or one line naming the sizes it
+    takes (the nets double a square feature map per stage)."""
+    _, height, width = img_shape
+    if height != width:
+        raise ValueError(f"model={net} builds square images with an even side (28, 32, 64, "
+                         f"...); got {height}x{width}: resize or crop the data to a square")
+    num_upsamplings(height)
+    return height
+
+
 def num_upsamplings(size: int) -> int:
     """How many stride-2 stages lead from a small base (<= 7 pixels) to `size`."""
     stages = 0

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan.networks.conditional import ConditionalBatchNorm2d, Projection, class_count
-from gan.networks.layers import norm_layer, num_upsamplings
+from gan.networks.layers import norm_layer, num_upsamplings, square_side
 from gan.networks.mixture_prior import mixture_prior
 
 
@@ -104,11 +104,13 @@ class Trunk(nn.Module):
 
 
 class Generator(nn.Module):
+    net_name = "resnet"  # in errors: model=<name>
+
     def __init__(self, img_shape, latent_dim: int = 128, width: int = 128, blocks: int = 1,
                  num_classes: int = 0, conditional: bool = False, prior_components: int = 0,
                  prior_sigma: float = 0.2):
         super().__init__()
-        channels, size, _ = img_shape
+        channels, size = img_shape[0], square_side(img_shape, self.net_name)
         if blocks < 1:
             raise ValueError(f"model.generator.blocks must be >= 1, got {blocks}")
         self.img_shape, self.latent_dim, self.width = tuple(img_shape), latent_dim, width
@@ -137,10 +139,12 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
+    net_name = "resnet"
+
     def __init__(self, img_shape, width: int = 128, blocks: int = 1, norm: str = "none",
                  num_classes: int = 0, conditional: bool = False):
         super().__init__()
-        channels, size, _ = img_shape
+        channels, size = img_shape[0], square_side(img_shape, self.net_name)
         if blocks < 1:
             raise ValueError(f"model.discriminator.blocks must be >= 1, got {blocks}")
         self.conditional = conditional

@@ -57,6 +57,8 @@ def insert_attention(net: nn.Module, attn_res: int | None, size: int, channels: 
 
 
 class Generator(resnet.Generator):
+    net_name = "sagan"
+
     def __init__(self, img_shape, latent_dim: int = 128, width: int = 128, blocks: int = 1,
                  attn_res: int | None = None, num_classes: int = 0, conditional: bool = False,
                  prior_components: int = 0, prior_sigma: float = 0.2):
@@ -67,6 +69,8 @@ class Generator(resnet.Generator):
 
 
 class Discriminator(resnet.Discriminator):
+    net_name = "sagan"
+
     def __init__(self, img_shape, width: int = 128, blocks: int = 1, attn_res: int | None = None,
                  norm: str = "none", num_classes: int = 0, conditional: bool = False):
         super().__init__(img_shape, width, blocks, norm, num_classes, conditional)
