@@ -73,9 +73,10 @@ def short_dirname(overrides: str, _root_: DictConfig | None = None, limit: int =
 
 
 def trick_on(name: str, *, _root_: DictConfig) -> bool:
-    """`${trick_on:self_cond}`: whether `tricks.<name>` is in the composed config. The default
-    recipe conditions its nets on the self-conditioning trick's clusters this way, so a tricks
-    list without the trick trains an unconditional GAN, never one on the data's labels."""
+    """`${trick_on:self_cond}`: whether `tricks.<name>` is in the composed config. conf/ no
+    longer uses it (conf/tricks/self_cond.yaml sets model.conditional itself); kept so that the
+    .hydra/config.yaml of runs and sweeps written before, which say
+    `model.conditional: ${trick_on:self_cond}`, still resolve (gan.report, resumes)."""
     tricks = OmegaConf.select(_root_, "tricks")
     return bool(tricks is not None and name in tricks and tricks[name] is not None)
 

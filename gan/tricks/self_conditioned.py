@@ -140,8 +140,8 @@ class SelfConditioned(Trick):
         if not (getattr(pl_module.generator, "conditional", False)
                 and getattr(discriminator, "conditional", False)):
             raise ValueError("tricks=[self_cond] conditions G and D on cluster ids: set "
-                             "model.conditional=true (the default recipe sets it while the "
-                             "trick is on)")
+                             "model.conditional=true (conf/tricks/self_cond.yaml sets it; an "
+                             "override turned it off)")
         if not callable(getattr(discriminator, "trunk", None)):
             name = f"{type(discriminator).__module__}.{type(discriminator).__name__}"
             raise ValueError(f"tricks=[self_cond] (the default recipe's) clusters D's features, "
