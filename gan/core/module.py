@@ -16,6 +16,7 @@ from torch import nn
 from gan.core.drawing import cycled_labels
 from gan.core.guard import StepGuard, finite, guarded_step, host_number
 from gan.core.losses import GANLoss
+from gan.core.progress import log_boundary
 from gan.core.rng import all_rng_states, restore_rank_stream
 from gan.core.stepping import direct_steps, frozen, step_directly
 from gan.core.trick import Trick
@@ -133,7 +134,7 @@ class GAN(L.LightningModule):
             self.g_step += 1
             self.guard.record("g", ok, {"g_loss": g_loss, "g_penalty": g_penalty,
                                         "g_grad_norm": g_grad})
-        if self.trainer._logger_connector.should_update_logs:  # when Lightning logs: same steps
+        if log_boundary(self.trainer):  # when Lightning writes logs: the same steps
             self._log_window()
 
     def _backward(self, loss: torch.Tensor) -> None:

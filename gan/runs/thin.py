@@ -21,6 +21,8 @@ from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
+from gan.core.progress import log_boundary
+
 PER_BATCH = ("on_train_batch_start", "on_train_batch_end", "on_before_backward",
              "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
 
@@ -37,7 +39,7 @@ class _OnBoundaries:
     """A progress bar whose per-batch update runs at log boundaries and an epoch's end."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if (trainer._logger_connector.should_update_logs
+        if (log_boundary(trainer)
                 or batch_idx + 1 == trainer.num_training_batches):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
