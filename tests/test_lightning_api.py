@@ -27,7 +27,7 @@ CHECKED = "2.6.6"  # the Lightning version the private names below were read in
 # 8 batches of 16 per epoch
 TINY = [*FAST, "model=mlp", "model.latent_dim=8", "model.generator.hidden=[16]",
         "model.discriminator.hidden=[16]", "callbacks.samples.every_n_epochs=null",
-        "trainer.max_epochs=3"]
+        "trainer.max_epochs=2"]
 BATCHES = 8
 
 
@@ -109,12 +109,12 @@ def batches_logged(compare: Compare) -> list[int]:
 
 
 @pytest.mark.parametrize("every", [1, 3, 50])
-def test_log_boundary_is_lightnings_on_every_batch_fresh_and_resumed(tmp_path, every):
-    """A fresh run of 3 epochs, then resumes of it: from a step checkpoint written mid-epoch
-    (batch 5), from the checkpoint a SIGTERM writes (after batch 11), and from the checkpoint
-    of epoch 1's end. Every hook of every batch: the same answer as Lightning's."""
+def test_log_boundary_is_lightnings_on_every_batch_fresh_and_resumed_mid_epoch(tmp_path, every):
+    """A fresh run of 2 epochs of 8 batches, then its resume from a step checkpoint written
+    mid-epoch (after batch 5, as Resumable's are). Every hook of every batch: the same answer
+    as Lightning's."""
     log = f"trainer.log_every_n_steps={every}"
-    total = 3 * BATCHES
+    total = 2 * BATCHES
     straight = run(tmp_path, "straight", log, callbacks=[SaveAt(5, tmp_path / "mid.ckpt")])
     straight.agree()
     assert batches_logged(straight) == [i for i in range(total) if (i + 1) % every == 0]
@@ -123,18 +123,25 @@ def test_log_boundary_is_lightnings_on_every_batch_fresh_and_resumed(tmp_path, e
     assert mid.agree()[1][:2] == ("on_train_batch_start", 5)  # went on with the 6th batch
     assert batches_logged(mid) == [i for i in range(5, total) if (i + 1) % every == 0]
 
-    stop = [f"+callbacks.stop._target_=tests.test_resume.SignalAt", "+callbacks.stop.d_step=11",
+
+def test_log_boundary_is_lightnings_after_a_signal_and_after_an_epoch(tmp_path):
+    """Resumed from the checkpoint a SIGTERM writes (after batch 11, mid-epoch 2) and from the
+    checkpoint of epoch 1's end (Lightning restores its counters differently for each)."""
+    log = "trainer.log_every_n_steps=3"
+    stop = ["+callbacks.stop._target_=tests.test_resume.SignalAt", "+callbacks.stop.d_step=11",
             f"+callbacks.stop.signum={int(signal.SIGTERM)}"]
     with pytest.raises(Interrupted):
         run(tmp_path, "stopped", log, *stop)
     after_signal = run(tmp_path, "after_signal", log,
                        f"ckpt_path={tmp_path / 'stopped' / 'checkpoints' / 'last.ckpt'}")
     assert after_signal.agree()[1][:2] == ("on_train_batch_start", 11)
+    assert batches_logged(after_signal) == [11, 14]
 
     run(tmp_path, "first", log, "trainer.max_epochs=1").agree()
     after_epoch = run(tmp_path, "after_epoch", log,
                       f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}")
     assert after_epoch.agree()[1][:2] == ("on_train_batch_start", BATCHES)
+    assert batches_logged(after_epoch) == [8, 11, 14]
 
 
 def test_log_boundary_is_lightnings_when_a_budget_stops_mid_epoch(tmp_path):
