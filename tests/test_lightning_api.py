@@ -176,3 +176,28 @@ def test_lightning_optimizer_still_counts_steps_in_the_hooks_step_directly_calls
     for name in ("_on_before_step", "_on_after_step"):
         assert f"lightning_optimizer.{name} = self.{name}" in installs, moved(
             f"manual optimisation's lightning_optimizer.{name} = self.{name}", site)
+
+
+def test_a_finished_run_resumed_runs_its_own_end_hooks_and_not_lightnings(tmp_path):
+    """gan.runs.resume.finish_without_training, for a resume of a checkpoint that already
+    reached the budget: the run's own callbacks write their final artefacts; Lightning's
+    callbacks and subclasses of them (the tqdm bar `gan.train` uses where `rich` is not
+    installed: its on_train_end closes a bar never opened) are left out."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from gan.runs.resume import Resumable, finish_without_training
+    from gan.runs.thin import TQDMBoundaryBar
+
+    ended = []
+
+    class Own(L.Callback):
+        def on_train_end(self, trainer, pl_module):
+            ended.append(self)
+
+    own = Own()
+    trainer = SimpleNamespace(callbacks=[TQDMBoundaryBar(), ModelCheckpoint(dirpath=tmp_path),
+                                         own, Resumable()])
+    finish_without_training(trainer, None)
+    assert ended == [own]

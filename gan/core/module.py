@@ -213,11 +213,19 @@ class GAN(L.LightningModule):
         checkpoint["gan_guard"] = {"skipped_steps": self.guard.total_skipped()}
         checkpoint["rng_states"] = all_rng_states(self.trainer)
 
+    def _ckpt_name(self) -> str:
+        """The checkpoint's path as the Trainer was given it; "checkpoint" without a Trainer
+        (`GAN.load_from_checkpoint`): `self.trainer` raises RuntimeError when none is attached."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:
+            return "checkpoint"
+        return trainer.ckpt_path
+
     def on_load_checkpoint(self, checkpoint):
         # Before Lightning loads the weights: a checkpoint of another model is refused with the
         # config keys that differ, not a list of state_dict keys.
-        check_fits(checkpoint, self.state_dict(), self.hparams.config or {},
-                   self.trainer.ckpt_path if self._trainer is not None else "checkpoint")
+        check_fits(checkpoint, self.state_dict(), self.hparams.config or {}, self._ckpt_name())
         counters = checkpoint.get("gan_counters", {})
         self.d_step = counters.get("d_step", 0)
         self.g_step = counters.get("g_step", 0)

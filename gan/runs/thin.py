@@ -18,7 +18,6 @@ from collections.abc import Iterable
 
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from gan.core.progress import log_boundary
@@ -54,5 +53,10 @@ class TQDMBoundaryBar(_OnBoundaries, TQDMProgressBar):
 
 
 def progress_bar() -> L.Callback:
-    """The bar Lightning would pick (Rich where installed, else tqdm), updated on boundaries."""
-    return RichBoundaryBar() if _RICH_AVAILABLE else TQDMBoundaryBar()
+    """The bar Lightning would pick (Rich where installed, else tqdm), updated on boundaries.
+    `RichProgressBar` raises ModuleNotFoundError without the `rich` version it needs (its
+    documented check, the one Lightning's own choice of bar makes)."""
+    try:
+        return RichBoundaryBar()
+    except ModuleNotFoundError:
+        return TQDMBoundaryBar()
