@@ -92,11 +92,11 @@ def log_boundary(trainer: L.Trainer) -> bool:
     `trainer.log_every_n_steps` batches, and the last batch once `trainer.should_stop` is set.
     Call it from the training step or a training hook (on_train_start, on_train_batch_*).
 
-    What Lightning's private `trainer._logger_connector.should_update_logs` answers in the fit
-    loop, from public attributes (checked against Lightning 2.6.6): Lightning counts the
-    batches that stepped, `fit_loop.epoch_loop._batches_that_stepped`, +1 (the batch under
-    way). Under manual optimisation (ours) every batch steps, so that count is the batches
-    completed, which the fit loop's public `batch_progress` keeps and a checkpoint restores.
+    What Lightning's private `should_update_logs` (the Trainer's `_logger_connector`) answers
+    in the fit loop, from public attributes (checked against Lightning 2.6.6): Lightning counts
+    the batches that stepped (the epoch loop's private `_batches_that_stepped`), +1 (the batch
+    under way). Under manual optimisation (ours) every batch steps, so that count is the batches
+    completed, which the epoch loop's public `batch_progress` keeps and a checkpoint restores.
     Not `global_step`: D and G each step, G only every `n_critic` batches.
     tests/test_lightning_api.py checks the two agree on every batch of real runs (fresh, and
     resumed mid-epoch, after a signal and after an epoch; log_every_n_steps 1, 3, 50)."""
