@@ -155,23 +155,24 @@ def test_ema_updates_in_one_foreach_call_and_follows_moved_buffers(fast_cfg, mon
     assert all(p.dtype == torch.float64 for p in ema.ema.parameters())
 
 
-def test_a_time_budget_under_ddp_agrees_at_log_boundaries_only():
+def test_a_time_budget_under_ddp_agrees_at_log_boundaries_only(monkeypatch):
     """budget=time on several ranks: no pickled broadcast per batch; one all-reduced flag at
     each log boundary, and any rank out of time stops every rank."""
     from types import SimpleNamespace
 
-    from gan.runs.budget import Budget
+    from gan.runs import budget as budget_module
 
     calls = []
     strategy = SimpleNamespace(
         broadcast=lambda *a, **k: calls.append("broadcast"),
         reduce_boolean_decision=lambda flag, all=True: calls.append(("reduce", flag, all)) or flag)
-    connector = SimpleNamespace(should_update_logs=False)
-    trainer = SimpleNamespace(world_size=2, strategy=strategy, _logger_connector=connector)
-    budget = Budget("time", 10.0)
+    boundary = SimpleNamespace(now=False)
+    monkeypatch.setattr(budget_module, "log_boundary", lambda trainer: boundary.now)
+    trainer = SimpleNamespace(world_size=2, strategy=strategy)
+    budget = budget_module.Budget("time", 10.0)
     budget.train_s = lambda: 11.0  # this rank is out of time
     assert [budget._reached(trainer, None) for _ in range(5)] == [False] * 5
     assert calls == []  # between boundaries: nothing crosses ranks
-    connector.should_update_logs = True
+    boundary.now = True
     assert budget._reached(trainer, None) is True
     assert calls == [("reduce", True, False)]

@@ -16,6 +16,7 @@ from torch import nn
 from gan.core.drawing import cycled_labels, draw, is_conditional
 from gan.core.guard import StepGuard, finite, guarded_step, host_number
 from gan.core.losses import GANLoss
+from gan.core.progress import log_boundary
 from gan.core.rng import all_rng_states, restore_rank_stream
 from gan.core.stepping import direct_steps, frozen, step_directly
 from gan.core.trick import Trick
@@ -141,7 +142,7 @@ class GAN(L.LightningModule):
             self.g_step += 1
             self.guard.record("g", ok, {"g_loss": g_loss, "g_penalty": g_penalty,
                                         "g_grad_norm": g_grad})
-        if self.trainer._logger_connector.should_update_logs:  # when Lightning logs: same steps
+        if log_boundary(self.trainer):  # when Lightning writes logs: the same steps
             self._log_window()
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -290,12 +291,20 @@ class GAN(L.LightningModule):
         checkpoint["rng_states"] = all_rng_states(self.trainer)
         checkpoint[CKPT_KEY] = stamp(self, "gan")
 
+    def _ckpt_name(self) -> str:
+        """The checkpoint's path as the Trainer was given it; "checkpoint" without a Trainer
+        (`GAN.load_from_checkpoint`): `self.trainer` raises RuntimeError when none is attached."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:
+            return "checkpoint"
+        return trainer.ckpt_path
+
     def on_load_checkpoint(self, checkpoint):
         # Before Lightning loads the weights: a checkpoint of another model is refused with the
         # config keys that differ, not a list of state_dict keys.
         upgrade_state_dict(checkpoint["state_dict"])  # state from before the trick contract
-        check_fits(checkpoint, self.state_dict(), self.hparams.config or {},
-                   self.trainer.ckpt_path if self._trainer is not None else "checkpoint")
+        check_fits(checkpoint, self.state_dict(), self.hparams.config or {}, self._ckpt_name())
         counters = checkpoint.get("gan_counters", {})
         self.d_step = counters.get("d_step", 0)
         self.g_step = counters.get("g_step", 0)

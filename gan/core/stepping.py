@@ -38,7 +38,15 @@ def direct_steps(trainer: L.Trainer, module: L.LightningModule) -> bool:
 def step_directly(optimizer, step) -> None:
     """`step(raw optimizer)` between the LightningOptimizer's own progress callbacks (what its
     `step` calls around the strategy), so `trainer.global_step`, `max_steps` and checkpoint
-    step counts still count every optimizer step."""
+    step counts still count every optimizer step.
+
+    Private Lightning API, kept on purpose (checked against Lightning 2.6.6): the public route,
+    `optimizer.step()`, is the hook dispatch this path exists to skip, and the count it keeps
+    (`optim_step_progress`, which `global_step` reads) has no public setter. In 2.6.6
+    `LightningOptimizer.step` calls `_on_before_step()` and `_on_after_step()` around the
+    strategy's step, and manual optimisation installs its step counting in them.
+    tests/test_lightning_api.py fails, naming this site, if Lightning drops those names;
+    tests/test_thin.py if the count stops matching."""
     optimizer._on_before_step()
     try:
         step(optimizer.optimizer)

@@ -211,9 +211,9 @@ def batch_end(tricks, trainer, module, batch, batch_idx: int) -> None:
 
 def bare_trainer(datamodule) -> SimpleNamespace:
     """What the tricks' callbacks read of a Trainer in the bare loop: the data, and that no
-    step logs (the bare loop has no logger)."""
-    return SimpleNamespace(datamodule=datamodule,
-                           _logger_connector=SimpleNamespace(should_update_logs=False))
+    step logs (the bare loop has no logger; gan.core.progress.log_boundary reads
+    `log_every_n_steps=0` as never)."""
+    return SimpleNamespace(datamodule=datamodule, log_every_n_steps=0)
 
 
 def tricked_critic(D, tricks, labels, d_step: int, images):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import lightning as L
 
-from gan.core.progress import Clock, images_seen
+from gan.core.progress import Clock, images_seen, log_boundary
 from gan.io.artefacts import update_status
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Budget(Clock, L.Callback):
             # Clocks differ between ranks, so they must agree: one all-reduce of one flag (any
             # rank out of time stops all), and only at log boundaries, so a step pays no
             # cross-rank sync or pickled broadcast; the run overshoots by < log_every_n_steps.
-            if not trainer._logger_connector.should_update_logs:
+            if not log_boundary(trainer):
                 return False
             return trainer.strategy.reduce_boolean_decision(
                 self.spent(trainer, pl_module) >= self.value, all=False)

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch import callbacks as lightning_callbacks
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -145,7 +146,7 @@ class SetupInterrupted(SystemExit):
         return type(self), (self.signal_name,)
 
 
-_active: list[Resumable] = []  # the run this process trains now (set by wiring._fit)
+_active: list[Resumable] = []  # the run this process trains now (set by wiring._train)
 
 
 def on_signal(signum, frame) -> None:
@@ -182,8 +183,17 @@ def finish_without_training(trainer: L.Trainer, module: L.LightningModule) -> No
     hooks of the run's own callbacks (not Lightning's: progress bar, checkpointing)."""
     log.info("the checkpoint already reached the budget: writing the final artefacts only")
     for callback in trainer.callbacks:
-        if not type(callback).__module__.startswith("lightning."):
+        if not isinstance(callback, LIGHTNINGS):
             callback.on_train_end(trainer, module)
+
+
+# Lightning's own callbacks, every class `lightning.pytorch.callbacks` exports but the base,
+# and subclasses of them (our progress bars; Resumable, whose on_train_end only undoes its
+# on_train_start): their end-of-training hooks assume a fit ran (TQDMProgressBar's closes a
+# bar that was never opened, a TypeError).
+LIGHTNINGS = tuple(
+    cls for cls in map(lightning_callbacks.__dict__.get, lightning_callbacks.__all__)
+    if isinstance(cls, type) and issubclass(cls, L.Callback) and cls is not L.Callback)
 
 
 def resume_command(ckpt_path: Path) -> str:

@@ -18,8 +18,9 @@ from collections.abc import Iterable
 
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 from lightning.pytorch.utilities.model_helpers import is_overridden
+
+from gan.core.progress import log_boundary
 
 PER_BATCH = ("on_train_batch_start", "on_train_batch_end", "on_before_backward",
              "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
@@ -37,7 +38,7 @@ class _OnBoundaries:
     """A progress bar whose per-batch update runs at log boundaries and an epoch's end."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if (trainer._logger_connector.should_update_logs
+        if (log_boundary(trainer)
                 or batch_idx + 1 == trainer.num_training_batches):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
@@ -52,5 +53,10 @@ class TQDMBoundaryBar(_OnBoundaries, TQDMProgressBar):
 
 
 def progress_bar() -> L.Callback:
-    """The bar Lightning would pick (Rich where installed, else tqdm), updated on boundaries."""
-    return RichBoundaryBar() if _RICH_AVAILABLE else TQDMBoundaryBar()
+    """The bar Lightning would pick (Rich where installed, else tqdm), updated on boundaries.
+    `RichProgressBar` raises ModuleNotFoundError without the `rich` version it needs (its
+    documented check, the one Lightning's own choice of bar makes)."""
+    try:
+        return RichBoundaryBar()
+    except ModuleNotFoundError:
+        return TQDMBoundaryBar()

@@ -8,6 +8,7 @@ import time
 import lightning as L
 
 from gan.core.guard import host_number
+from gan.core.progress import log_boundary
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Throughput(L.Callback):
             self._start, self._images = time.perf_counter(), 0
             return
         self._images += len(batch[0])
-        if not trainer._logger_connector.should_update_logs:
+        if not log_boundary(trainer):
             return
         now = time.perf_counter()
         self.rate = self._images * trainer.world_size / max(now - self._start, 1e-9)

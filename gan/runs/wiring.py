@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -83,13 +84,24 @@ def fit(cfg: DictConfig, callbacks: Sequence[L.Callback] = (),
     observe a run this way). Bad input (a ValueError/FileNotFoundError raised before the first
     training step, while building or loading data) comes out as one-line UsageError."""
     check_config(cfg)
-    built: dict[str, GAN] = {}
+    with usage_errors():
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule = datamodule if datamodule is not None else build(cfg.data)
+        module, tricks = build_module(cfg, datamodule)
+    with usage_errors(until_started=module):
+        return _train(cfg, module, tricks, datamodule, list(callbacks))
+
+
+@contextmanager
+def usage_errors(until_started: GAN | None = None):
+    """Bad input raised in the block comes out as one-line UsageError; once `until_started`
+    has begun training (its `started`), a failure is not bad input and keeps its traceback."""
     try:
-        return _fit(cfg, built, list(callbacks), datamodule)
+        yield
     except Exception as err:
         usage = usage_error(err)
-        if usage is None or getattr(built.get("module"), "started", False):
-            raise  # a failure during training is not bad input: keep its traceback
+        if usage is None or getattr(until_started, "started", False):
+            raise
         raise usage from err
 
 
@@ -113,11 +125,8 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], **device_kwargs)
     return trainer
 
 
-def _fit(cfg: DictConfig, built: dict, extra: list, datamodule) -> tuple[L.Trainer, GAN]:
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = datamodule if datamodule is not None else build(cfg.data)
-    module, tricks = build_module(cfg, datamodule)
-    built["module"] = module
+def _train(cfg: DictConfig, module: GAN, tricks: list, datamodule,
+           extra: list) -> tuple[L.Trainer, GAN]:
     if cfg.get("critic_norm"):  # the loss chose the critic's normalisation: say so
         log.info("loss=%s asks for a %s-normalised critic; D uses norm=%s",
                  cfg.loss._target_.rsplit(".", 1)[-1], cfg.critic_norm,

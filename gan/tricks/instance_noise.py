@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from gan.core.guard import host_number
+from gan.core.progress import log_boundary
 from gan.core.trick import Trick
 
 
@@ -31,6 +32,6 @@ class InstanceNoise(Trick):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         # When Lightning writes logs (as the step scalars), as a host tensor: a Python number
         # per step would be a host-to-device copy per step (gan.core.guard.host_number).
-        if trainer._logger_connector.should_update_logs:
+        if log_boundary(trainer):
             sigma = host_number(self.sigma_at(pl_module.d_step))
             pl_module.log("train/instance_noise_sigma", sigma)
