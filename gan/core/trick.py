@@ -18,6 +18,9 @@ folds over. Each hook is the identity (or nothing) here; a trick overrides the o
 - `d_parameters()`: weights of the trick's own that D's optimizer trains with D (and that are
   frozen with D's in G's step, e.g. InfoGAN's Q head on D's trunk).
 - `sampling_generator(generator)`: the generator grids, generation and metrics use.
+- `d_img_shape(img_shape)`: the shape of one input D is built for, given the data's (PacGAN's
+  D reads m images stacked along channels); `scores_single_images = False` says D's score
+  belongs to such a pack, not to one image (post-hoc samplers that read D refuse it).
 
 `step` counts D updates in the D hooks and G updates in `g_scores` and `g_penalty`. Adding a
 trick is one class in gan/tricks/ (a module named after its math) plus one YAML in conf/tricks/.
@@ -35,10 +38,14 @@ class Trick(L.Callback):
     # A trick whose labels are its own (pseudo-labels): how many there are. G and D embed this
     # many labels in place of the data's classes (gan.runs.wiring.build_module); None: the data's.
     label_count: int | None = None
+    scores_single_images = True  # False: D's inputs (and scores) are packs of images (PacGAN)
 
     def fit_data(self, n_images: int) -> None:
         """The training set holds `n_images` (known before any work is done): a trick whose
         settings the data cannot support adapts, saying so, or raises a one-line ValueError."""
+
+    def d_img_shape(self, img_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(img_shape)
 
     def d_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
         return images

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from gan.core.calibration import calibration_refusal
 from gan.core.drawing import is_conditional, sampling_labels
 from gan.core.posthoc import Plain
 from gan.io.checkpoint import (
@@ -70,5 +71,8 @@ class Sampler:
         labels = (torch.full((n,), label) if label is not None
                   else sampling_labels(n, self.num_classes, self.label_prior, seed))
         posthoc = posthoc if posthoc is not None else Plain()
+        why = calibration_refusal(self.config, sampler=posthoc, sampler_name=posthoc.name)
+        if why is not None:  # e.g. DRS on a hinge-trained D: never on raw scores
+            raise ValueError(why)
         return posthoc.draw(self.generator, n, self.generator.latent_dim, labels.to(self.device),
                             seed, critic=self.critic, batch_size=batch_size)
