@@ -18,6 +18,7 @@ from tests.conftest import FAST, compose, run_module
     (["+sampler=drs", "loss=rpgan"], "loss=rpgan's is not"),
     (["+sampler=drs", "loss=wgan_gp"], "loss=wgangp's is not"),
     (["+sampler=drs", "tricks=[ema,label_smoothing]"], "tricks.label_smoothing"),
+    (["+sampler=drs", "recipe=unconditional", "tricks=[pac]"], "tricks.pac's D scores packs"),
     (["+sampler=truncation", "loss=hinge"], None),               # reads no D
     (["loss=hinge"], None),
 ])

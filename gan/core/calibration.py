@@ -57,11 +57,11 @@ def calibration_refusal(config: Mapping, sampler=None, loss_name: str | None = N
     if not reads_calibrated_logit(sampler):
         return None
     loss = target_class(config.get("loss"))
-    head = f"sampler={sampler_name} needs D's output to be a calibrated logit (log p_data/p_g)"
+    head = f"sampler={sampler_name} needs D's output to be a calibrated logit"
     if loss is not None and not getattr(loss, "calibrated_logit", False):
         name = loss_name or loss.__name__.lower()
         return (f"{head}; loss={name}'s is not ({loss.__module__}.{loss.__name__} trains a "
-                f"score on another scale, and DRS would accept on raw scores): train with "
+                f"score, not log p_data/p_g, and DRS would accept on raw scores): train with "
                 f"loss=bce, or sample with sampler=plain or truncation")
     tricks = {key: target_class(node) for key, node in (config.get("tricks") or {}).items()}
     for key, cls in tricks.items():
@@ -69,6 +69,6 @@ def calibration_refusal(config: Mapping, sampler=None, loss_name: str | None = N
             return (f"{head}; tricks.{key} changes D's real target, so D's optimum is not "
                     f"log p_data/p_g: leave {key} out, or sample with sampler=plain or truncation")
         if not getattr(cls, "scores_single_images", True):  # PacGAN: D judges packs
-            return (f"{head} for single images; tricks.{key}'s D scores packs of images: leave "
+            return (f"{head} of single images; tricks.{key}'s D scores packs of images: leave "
                     f"{key} out, or sample with sampler=plain or truncation")
     return None
