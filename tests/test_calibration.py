@@ -50,3 +50,19 @@ def test_train_refuses_drs_on_a_hinge_d_in_one_line(tmp_path):
     assert len(lines) == 1, out
     assert "sampler=drs needs D's output to be a calibrated logit; loss=hinge's is not" in lines[0]
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_drawing_from_a_checkpoint_refuses_drs_on_a_hinge_d():
+    """gan.generate / gan.evaluate: the checkpoint's stored loss decides, before any drawing."""
+    from omegaconf import open_dict
+
+    from gan.sampling.sampler import Sampler
+    from tests.conftest import REPO
+
+    sampler = Sampler(REPO / "tests" / "fixtures" / "before_layers" / "run" / "checkpoints"
+                      / "last.ckpt")
+    assert sampler(4, posthoc=Plain()).shape[0] == 4
+    with open_dict(sampler.config):
+        sampler.config.loss = {"_target_": "gan.core.losses.Hinge"}
+    with pytest.raises(ValueError, match="loss=hinge's is not"):
+        sampler(4, posthoc=DRS(burn_in=8))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gan.tricks.pac import Pac
-from tests.conftest import TINY_DCGAN, TINY_MLP, UNCONDITIONAL, tiny_module
+from tests.conftest import TINY_DCGAN, TINY_MLP, UNCONDITIONAL, needs_mnist, run_module, tiny_module
 
 
 def test_packs_stack_consecutive_images_along_channels():
@@ -54,3 +54,13 @@ def test_pac_refuses_in_one_line(fast_cfg, overrides, message):
         build_module(fast_cfg(*TINY_DCGAN, *overrides))
     line = str(usage_error(err.value))
     assert message in line and "\n" not in line
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_pac_trains_from_the_command_line(tmp_path):
+    """As typed (about 3 min on 2 busy cores): the unconditional recipe with pac exits 0."""
+    run_module("gan.train", "tricks=[pac]", "recipe=unconditional", "budget=images",
+               "budget.value=2000", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+               timeout=900)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -49,3 +49,17 @@ def test_stacked_mnist_from_the_idx_files():
     x, y = next(iter(ShuffledBatches(images, modes, batch_size=32)))
     assert x.shape == (32, 3, 28, 28) and x.dtype == torch.float32 and y.shape == (32,)
     assert -1 <= x.min() and x.max() <= 1
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_stacked_mnist_trains_with_metrics_off(tmp_path):
+    """As typed: every net builds for 3 channels; no classifier reads stacked digits, so the
+    metrics callback turns itself off in one log line and the run ends `done`."""
+    from tests.conftest import run_module
+
+    proc = run_module("gan.train", "data=stacked_mnist", "recipe=unconditional", "budget=images",
+                      "budget.value=2000", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+                      timeout=900)
+    assert "metrics off: no metric classifier for data=stacked_mnist" in proc.stdout + proc.stderr
+    assert '"status": "done"' in (tmp_path / "run" / "status.json").read_text()
