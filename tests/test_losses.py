@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan.core.losses import BCE, LSGAN, WGAN, WGANGP, Hinge
+from gan.core.losses import BCE, LSGAN, WGAN, WGANGP, Hinge, RpGAN, generator_loss
 from gan.core.penalties import gradient_penalty
 from gan.networks import dcgan
 from gan.tricks.instance_noise import InstanceNoise
@@ -55,6 +55,45 @@ def test_hinge_by_hand():
 def test_wasserstein_by_hand():
     assert WGAN().d_loss(D_REAL, D_FAKE).item() == pytest.approx(-1.25 - 0.5)
     assert WGAN().g_loss(D_FAKE).item() == pytest.approx(1.25)
+
+
+def test_rpgan_by_hand():
+    # pairs (2, 0.5) and (-1, -3): D pays softplus(-(real - fake)), G softplus(-(fake - real))
+    d = (softplus(-(2 - 0.5)) + softplus(-(-1 + 3))) / 2
+    g = (softplus(-(0.5 - 2)) + softplus(-(-3 + 1))) / 2
+    assert RpGAN().d_loss(D_REAL, D_FAKE).item() == pytest.approx(d, rel=1e-6)
+    assert RpGAN().g_loss(D_FAKE, d_real=D_REAL).item() == pytest.approx(g, rel=1e-6)
+    # equal scores: log 2 for both, whatever their level (only the gap counts)
+    same = torch.full((3,), 7.0)
+    assert RpGAN().d_loss(same, same).item() == pytest.approx(math.log(2))
+    assert RpGAN().g_loss(same, d_real=same).item() == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="d_real"):
+        RpGAN().g_loss(D_FAKE)
+
+
+def test_rpgan_gradient_signs():
+    """D's gradient raises real scores and lowers fake ones; G's raises fake scores, by
+    sigmoid(-gap) / B each, and none reaches D(real) in G's loss (no graph)."""
+    real, fake = D_REAL.clone().requires_grad_(), D_FAKE.clone().requires_grad_()
+    RpGAN().d_loss(real, fake).backward()
+    gap = (D_REAL - D_FAKE)
+    assert torch.allclose(real.grad, -torch.sigmoid(-gap) / 2)  # descent raises D(real)
+    assert torch.allclose(fake.grad, torch.sigmoid(-gap) / 2)  # ... and lowers D(fake)
+    fake = D_FAKE.clone().requires_grad_()
+    calls = []
+    g = generator_loss(RpGAN(), fake, lambda: calls.append(1) or D_REAL.clone().requires_grad_())
+    g.backward()
+    assert calls == [1] and torch.allclose(fake.grad, -torch.sigmoid(gap) / 2)
+    # a loss that does not read D(real) never computes it
+    generator_loss(BCE(), D_FAKE, lambda: calls.append(2))
+    assert calls == [1]
+
+
+def test_only_bce_claims_a_calibrated_logit():
+    from gan.core.losses import WGANLP
+
+    assert BCE.calibrated_logit
+    assert not any(c.calibrated_logit for c in (LSGAN, Hinge, WGAN, WGANGP, WGANLP, RpGAN))
 
 
 def linear_critic(scale: float) -> nn.Module:

@@ -1,6 +1,8 @@
 """GAN objectives, one small class each, all on D's logits.
 
-Contract: `d_loss(d_real, d_fake, real_target)` and `g_loss(d_fake)` take logits (B,);
+Contract: `d_loss(d_real, d_fake, real_target)` and `g_loss(d_fake)` take logits (B,); a loss
+with `needs_real_scores = True` gets `g_loss(d_fake, d_real=...)`, D's scores of the batch's real
+images, recomputed in G's step with D frozen and no graph (other losses pay nothing);
 `penalty(critic, real, fake)` adds a regulariser that must evaluate D on other images (GP
 interpolates), through `critic`, a callable images -> logits with the batch's labels bound.
 `n_critic` D steps run per G step; `after_d_step(D)` runs after each D update (weight clipping);
@@ -20,6 +22,10 @@ class GANLoss:
     n_critic: int = 1
     uses_targets = False  # True where `real_target` means something (label smoothing)
     double_backward = False  # True where `penalty` differentiates D's input gradient (compile)
+    needs_real_scores = False  # True: `g_loss(d_fake, d_real)` also reads D's real scores
+    # True where D's output estimates log p_data/p_g at D's optimum (a calibrated logit), what
+    # discriminator rejection sampling reads (sampler=drs refuses the other losses' D).
+    calibrated_logit = False
 
     def __init__(self, n_critic: int = 1):
         if n_critic < 1:
@@ -29,7 +35,7 @@ class GANLoss:
     def d_loss(self, d_real, d_fake, real_target: float = 1.0) -> torch.Tensor:
         raise NotImplementedError
 
-    def g_loss(self, d_fake) -> torch.Tensor:
+    def g_loss(self, d_fake, d_real=None) -> torch.Tensor:
         raise NotImplementedError
 
     def penalty(self, critic, real, fake) -> torch.Tensor | float:
@@ -43,16 +49,28 @@ class GANLoss:
         """Project D's weights after its update; no-op by default."""
 
 
+def generator_loss(loss: GANLoss, d_fake: torch.Tensor, real_scores) -> torch.Tensor:
+    """G's loss on D's scores of the fakes; `real_scores()` (D of the batch's real images, D
+    frozen) is called only for a loss that reads them, without a graph: D(real) is a constant
+    for G."""
+    if not loss.needs_real_scores:
+        return loss.g_loss(d_fake)
+    with torch.no_grad():
+        d_real = real_scores()
+    return loss.g_loss(d_fake, d_real=d_real)
+
+
 class BCE(GANLoss):
     """Non-saturating GAN (Goodfellow et al. 2014): G maximises log D(G(z))."""
 
     uses_targets = True
+    calibrated_logit = True  # D* = p_data / (p_data + p_g): its logit is log p_data / p_g
 
     def d_loss(self, d_real, d_fake, real_target=1.0):
         return (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_target))
                 + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
 
-    def g_loss(self, d_fake):
+    def g_loss(self, d_fake, d_real=None):
         return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
 
 
@@ -64,7 +82,7 @@ class LSGAN(GANLoss):
     def d_loss(self, d_real, d_fake, real_target=1.0):
         return 0.5 * ((d_real - real_target).pow(2).mean() + d_fake.pow(2).mean())
 
-    def g_loss(self, d_fake):
+    def g_loss(self, d_fake, d_real=None):
         return 0.5 * (d_fake - 1).pow(2).mean()
 
 
@@ -74,8 +92,28 @@ class Hinge(GANLoss):
     def d_loss(self, d_real, d_fake, real_target=1.0):
         return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
 
-    def g_loss(self, d_fake):
+    def g_loss(self, d_fake, d_real=None):
         return -d_fake.mean()
+
+
+class RpGAN(GANLoss):
+    """Relativistic pairing GAN (Jolicoeur-Martineau 2018, RpGAN; the loss of R3GAN, Huang et
+    al. 2024): each fake is judged against a real, D minimises softplus(-(D(real) - D(fake)))
+    and G softplus(-(D(fake) - D(real))), means over pairs. G's loss reads D(real), a constant
+    for G. Pairs are (real i, fake i); where a trick keeps only some fakes (top-k), they pair
+    with the first reals: reals and fakes are independent draws, so any pairing is one."""
+
+    needs_real_scores = True
+
+    def d_loss(self, d_real, d_fake, real_target=1.0):
+        d_real = d_real[: len(d_fake)]
+        return F.softplus(-(d_real - d_fake[: len(d_real)])).mean()
+
+    def g_loss(self, d_fake, d_real=None):
+        if d_real is None:
+            raise ValueError("loss=rpgan: g_loss needs D's real scores (d_real=); the training "
+                             "step passes them because RpGAN.needs_real_scores is True")
+        return F.softplus(-(d_fake - d_real[: len(d_fake)])).mean()
 
 
 class Wasserstein(GANLoss):
@@ -87,7 +125,7 @@ class Wasserstein(GANLoss):
     def d_loss(self, d_real, d_fake, real_target=1.0):
         return d_fake.mean() - d_real.mean()
 
-    def g_loss(self, d_fake):
+    def g_loss(self, d_fake, d_real=None):
         return -d_fake.mean()
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from gan.core.drawing import cycled_labels, draw, is_conditional
 from gan.core.guard import StepGuard, finite, guarded_step, host_number
-from gan.core.losses import GANLoss
+from gan.core.losses import GANLoss, generator_loss
 from gan.core.progress import log_boundary
 from gan.core.rng import all_rng_states, restore_rank_stream
 from gan.core.stepping import direct_steps, frozen, step_directly
@@ -130,7 +130,7 @@ class GAN(L.LightningModule):
                 scores = fake_critic(fake)
                 for trick in self.tricks:
                     scores = trick.g_scores(scores, self.g_step)
-                g_loss = self.loss.g_loss(scores)
+                g_loss = generator_loss(self.loss, scores, partial(critic, real))
                 g_penalty = 0.0
                 for trick in self.tricks:
                     g_penalty = g_penalty + trick.g_penalty(fake, g_labels, self.g_step)

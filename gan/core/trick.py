@@ -20,6 +20,9 @@ folds over. Each hook is the identity (or nothing) here; a trick overrides the o
 - `sampling_generator(generator)`: the generator grids, generation and metrics use.
 - `label_space(pl_module)`: the labels the model is conditioned on when the trick owns them
   (self-conditioning's clusters and their prior); None: the data's.
+- `d_img_shape(img_shape)`: the shape of one input D is built for, given the data's (PacGAN's
+  D reads m images stacked along channels); `scores_single_images = False` says D's score
+  belongs to such a pack, not to one image (post-hoc samplers that read D refuse it).
 
 A trick's own modules and buffers (EMA's averaged G, the clusters, InfoGAN's Q head) are its
 state, never attributes set on the GAN: `build_state(pl_module)` makes them once the nets are
@@ -58,10 +61,14 @@ class Trick(L.Callback):
 
     def label_space(self, pl_module) -> LabelSpace | None:
         return None
+    scores_single_images = True  # False: D's inputs (and scores) are packs of images (PacGAN)
 
     def fit_data(self, n_images: int) -> None:
         """The training set holds `n_images` (known before any work is done): a trick whose
         settings the data cannot support adapts, saying so, or raises a one-line ValueError."""
+
+    def d_img_shape(self, img_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(img_shape)
 
     def d_input(self, images: torch.Tensor, step: int) -> torch.Tensor:
         return images

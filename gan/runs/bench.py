@@ -56,6 +56,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gan.core.guard import finite, guarded_step
+from gan.core.losses import generator_loss
 from gan.core.module import grad_norm
 from gan.data.images import ShuffledBatches
 from gan.io.config import build, compose_train
@@ -190,7 +191,7 @@ def bare_loop(module, tricks, batches: ShuffledBatches, device,
             scores = fake_critic(fake)
             for trick in tricks:
                 scores = trick.g_scores(scores, module.g_step)
-            g_loss, g_penalty = loss.g_loss(scores), 0.0
+            g_loss, g_penalty = generator_loss(loss, scores, partial(critic, real)), 0.0
             for trick in tricks:
                 g_penalty = g_penalty + trick.g_penalty(fake, g_labels, module.g_step)
             opt_g.zero_grad(set_to_none=True)

@@ -110,8 +110,32 @@ def _check_resume_allow(cfg: DictConfig) -> None:
                          f"'resume.allow=[optim.lr_g]'")
 
 
+def _choice(group: str) -> str | None:
+    """The option picked for a config group (`loss=hinge` -> hinge) where Hydra knows it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get(group)
+    return None if choice in (None, "???") or "/" in str(choice) else str(choice)
+
+
+def _check_sampler(cfg: DictConfig) -> None:
+    """`+sampler=drs` reads D's output as a calibrated logit: refuse a run whose D's is not
+    (gan/core/calibration.py), before it trains for a sampler that would read raw scores."""
+    from gan.core.calibration import calibration_refusal
+
+    if cfg.get("sampler") is None:
+        return
+    why = calibration_refusal(cfg, loss_name=_choice("loss"),
+                              sampler_name=_choice("sampler") or "drs")
+    if why is not None:
+        raise UsageError(why)
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise UsageError for a config that cannot train."""
+    _check_sampler(cfg)
     _check_resume_allow(cfg)
     _check_latent_dim(cfg)
     _check_lr(cfg)

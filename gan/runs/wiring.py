@@ -48,9 +48,12 @@ def build_module(cfg: DictConfig, datamodule=None) -> tuple[GAN, list]:
     own = [t.label_count for t in tricks if t.label_count is not None]
     shapes = {"img_shape": datamodule.img_shape,
               "num_classes": own[0] if own else datamodule.num_classes}
+    d_shape = shapes["img_shape"]  # D's input: a trick may reshape it (PacGAN packs images)
+    for trick in tricks:
+        d_shape = trick.d_img_shape(d_shape)
     module = GAN(
         generator=build(cfg.model.generator, **shapes),
-        discriminator=build(cfg.model.discriminator, **shapes),
+        discriminator=build(cfg.model.discriminator, **{**shapes, "img_shape": d_shape}),
         loss=build(cfg.loss),
         optimizer_g=build(cfg.optim.generator),
         optimizer_d=build(cfg.optim.discriminator),

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from gan.core.calibration import calibration_refusal
 from gan.core.drawing import is_conditional
 from gan.core.posthoc import Plain
 from gan.io.checkpoint import (
@@ -80,8 +81,13 @@ class Sampler:
         return self.generator.latent_dim
 
     def with_sampler(self, posthoc: Plain | None) -> Sampler:
-        """Draw with `posthoc` from now on (`gan.generate sampler=drs`); None keeps the run's."""
+        """Draw with `posthoc` from now on (`gan.generate sampler=drs`); None keeps the run's.
+        A sampler that reads D as a calibrated logit is refused for a D that is not one
+        (gan/core/calibration.py): never DRS on raw scores."""
         if posthoc is not None:
+            why = calibration_refusal(self.config, sampler=posthoc, sampler_name=posthoc.name)
+            if why is not None:  # e.g. DRS on a hinge-trained D
+                raise ValueError(why)
             self.posthoc = posthoc
         return self
 
