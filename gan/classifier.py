@@ -9,18 +9,23 @@ import time
 
 import torch
 
-from gan.data.registry import DATASETS
 from gan.io.errors import UsageError, entry_point
 from gan.io.keys import integer, number
-from gan.metrics.classifier import MIN_TEST_ACCURACY, save_classifier, train, weights_path
+from gan.metrics.classifier import (
+    CLASSIFIED,
+    MIN_TEST_ACCURACY,
+    save_classifier,
+    train,
+    weights_path,
+)
 
 log = logging.getLogger(__name__)
 
 
 def check(cfg) -> None:
-    if cfg.dataset not in DATASETS:
+    if cfg.dataset not in CLASSIFIED:
         raise UsageError(f"data={cfg.dataset}: a metric classifier exists for "
-                         f"{', '.join(DATASETS)} only")
+                         f"{', '.join(CLASSIFIED)} only")
     for key in ("epochs", "batch_size"):
         integer(cfg[key], key, low=1)
     integer(cfg.seed, "seed", low=0)

@@ -24,7 +24,6 @@ from gan.io.image_model import load_image_model
 from gan.io.keys import integer
 from gan.io.spec import ImageSpec
 from gan.metrics import extractors
-from gan.metrics.classifier import extractor_id
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics
 
 FID_INCEPTION = "Inception-v3 FID (299x299, 2048-d pool), only to compare with the literature"
@@ -124,7 +123,7 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     if cfg.get("inception_weights"):
         values["fid_inception"] = fid_inception(fake, cfg)
-    stamp = protocol(cfg.dataset, extractor_id(name) if name else None, cfg.n, cfg.split,
+    stamp = protocol(cfg.dataset, extractors.digest(name) if name else None, cfg.n, cfg.split,
                      sampler, cfg.seed, posthoc.describe() if cfg.ckpt_path is not None else None)
     stamp["extractor_name"], stamp["spec"] = name, spec.to_dict()
     return {"protocol": stamp, "samples": cfg.samples, "ckpt_path": cfg.ckpt_path,

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gan.data.images import MNIST, FashionMNIST, ImageDataModule
+from gan.data.stacked import StackedMNIST
 from gan.io.legacy import current_target
 
-DATASETS: dict[str, type[ImageDataModule]] = {"mnist": MNIST, "fashion_mnist": FashionMNIST}
+DATASETS: dict[str, type[ImageDataModule]] = {"mnist": MNIST, "fashion_mnist": FashionMNIST,
+                                              "stacked_mnist": StackedMNIST}
 
 
 def dataset_name(config: Mapping | None) -> str | None:

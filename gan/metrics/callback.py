@@ -169,20 +169,16 @@ class Metrics(L.Callback):
             update_status(trainer.default_root_dir, status="diverged", reason=reason)
         if not self._final:
             return
-        from gan.metrics.classifier import extractor_id
-
         model = image_model(pl_module)
         about = model.describe()
-        digest = extractor_id(self.extractor) if self.extractor else None
+        digest = extractors.digest(self.extractor) if self.extractor else None
         stamp = protocol(self.dataset, digest, self.n_final, "test",
                          about.get("draws_with", about.get("family", "model")), self.seed,
                          about.get("sampler"))
         stamp["extractor_name"] = self.extractor
         stamp["spec"] = model.spec.to_dict()
         if self.extractor:
-            from gan.metrics.classifier import load_classifier
-
-            stamp["feature_dim"] = int(load_classifier(self.extractor).num_features)
+            stamp["feature_dim"] = int(extractors.load(self.extractor).num_features)
         context = {"absent": self._absent} if self._absent else {}
         write_metrics(Path(trainer.default_root_dir) / METRICS, self._final, stamp,
                       dataset=self.dataset, g_step=about.get("step"), model=about, **context)

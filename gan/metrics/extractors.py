@@ -29,7 +29,30 @@ EXTRACTORS = {
     "mnist": Extractor("mnist", (1, 28, 28), "the shipped MNIST digit classifier (gan/assets)"),
     "fashion_mnist": Extractor("fashion_mnist", (1, 28, 28),
                                "the shipped Fashion-MNIST classifier (gan/assets)"),
+    "stacked_mnist": Extractor("stacked_mnist", (3, 28, 28),
+                               "the MNIST classifier per channel: 1,000 modes (gan/metrics/"
+                               "modes.py)"),
 }
+PER_CHANNEL = {"stacked_mnist": "mnist"}  # extractor -> the digit classifier it applies
+
+
+def load(name: str):
+    """The extractor's network: `features_and_logits(images)` and `num_features`."""
+    from gan.metrics.classifier import load_classifier
+
+    if name in PER_CHANNEL:
+        from gan.metrics.modes import PerChannelDigits
+
+        return PerChannelDigits(load_classifier(PER_CHANNEL[name]))
+    return load_classifier(name)
+
+
+def digest(name: str) -> str:
+    """What a value is relative to: the weights' registered sha256 (a per-channel extractor's
+    is its digit classifier's; its name, in the stamp beside it, tells them apart)."""
+    from gan.metrics.classifier import extractor_id
+
+    return extractor_id(PER_CHANNEL.get(name, name))
 
 # What an extractor's features give, and so what is absent without one.
 FEATURE_SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "density", "coverage",

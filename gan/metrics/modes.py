@@ -51,3 +51,29 @@ def mode_metrics(modes: torch.Tensor, n_modes: int = 1000) -> dict[str, float | 
     kl = float((p * (p * n_modes).log()).sum())  # sum p log(p / (1 / n_modes))
     return {"modes": int((counts > 0).sum()), "mode_kl": kl, "mode_kl_log10": kl / math.log(10),
             "n": n}
+
+
+class PerChannelDigits(nn.Module):
+    """The `stacked_mnist` extractor: the shipped MNIST classifier on each channel. Features:
+    the three channels' features side by side (3 x 128); logits: the joint log-probability of
+    the 1,000 modes, log p(d0) + log p(d1) + log p(d2), so the argmax is the mode and the class
+    scores (IS, classes_covered, class_kl) count modes. FID on these features compares the
+    three digits' feature distributions jointly: a Stacked-MNIST FID of our own units, not a
+    published one."""
+
+    def __init__(self, digits: nn.Module):
+        super().__init__()
+        self.digits = digits
+        self.num_features = 3 * digits.num_features
+        self.num_classes = 1000
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = len(x)
+        flat = x.reshape(b * 3, 1, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
+        f, logits = self.digits.features_and_logits(flat)
+        lp = logits.log_softmax(1).view(b, 3, -1)  # (B, 3, 10)
+        joint = (lp[:, 0, :, None, None] + lp[:, 1, None, :, None] + lp[:, 2, None, None, :])
+        return f.view(b, -1), joint.reshape(b, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(x)[0]

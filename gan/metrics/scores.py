@@ -35,7 +35,8 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from gan.data import images as gan_data
 from gan.data.registry import DATASETS
 from gan.io.files import atomic_write
-from gan.metrics.classifier import extractor_id, load_classifier
+from gan.metrics import extractors
+from gan.metrics.modes import mode_metrics
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and docs/compare.md
     "pixel_std": "pixel standard deviation of the samples (no extractor needed)",
     "pixel_mean_gap": "|per-channel pixel mean of samples - of real images|, averaged",
     "pixel_std_ratio": "per-channel pixel std of samples / of real images, averaged (1: equal)",
+    "modes": "Stacked MNIST: modes (of 1,000 digit triples) holding at least one sample",
+    "mode_kl": "Stacked MNIST: KL(mode histogram || uniform over 1,000), nats (papers: 26k)",
+    "mode_kl_log10": "the same KL in log10 units (Liu et al. 2020)",
     "label_accuracy": "conditional G only: fraction the classifier assigns the requested label",
     "label_purity": "conditional G only: fraction in their label's most common class (InfoGAN "
                     "codes: how digit-pure each code is, whichever digit it drew)",
@@ -122,8 +126,8 @@ def real_features(
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     extractor = extractor or dataset
-    digest = extractor_id(extractor)
-    path = Path(cache or cache_dir()) / f"real_{dataset}_{split}_{digest[:16]}.pt"
+    digest = extractors.digest(extractor)
+    path = Path(cache or cache_dir()) / f"real_{dataset}_{split}_{extractor}_{digest[:16]}.pt"
     if use_cache and str(path) in _REAL_MEMO:
         return _REAL_MEMO[str(path)]
     feats = None
@@ -137,7 +141,7 @@ def real_features(
     if feats is None:
         dm = DATASETS[dataset](root=root, download=False)
         images = dm.load(train=True)[0] if split == "train" else dm.test_split()[0]
-        feats = extract(load_classifier(extractor), images)[0]
+        feats = extract(extractors.load(extractor), images)[0]
         if use_cache:
             _atomic_save({"features": feats, "extractor": digest, "split": split}, path)
     if use_cache:
@@ -292,7 +296,7 @@ def real_reference(
     """n real features (a seeded subset of the split) and their k-NN radii, memoised: a
     training run scores every epoch against the same reference."""
     extractor = extractor or dataset
-    key = (dataset, extractor_id(extractor), n, root, split, str(cache), seed)
+    key = (dataset, extractor, extractors.digest(extractor), n, root, split, str(cache), seed)
     if use_cache and key in _REF_MEMO:
         return _REF_MEMO[key]
     f_all = real_features(dataset, root, split, cache, use_cache, extractor)
@@ -358,11 +362,10 @@ def compute_metrics(
     images of `split` (a fixed seeded subset when n < the split's size). `labels`: the classes
     a conditional generator was asked for; adds `label_accuracy`. `extractor`: whose features
     (gan/metrics/extractors.py); the dataset's own classifier by default."""
-    from gan.metrics.extractors import EXTRACTORS
-
     extractor = extractor or dataset
-    _check_fake(fake, n, EXTRACTORS[extractor].shape if extractor in EXTRACTORS else (1, 28, 28))
-    model = load_classifier(extractor).to(fake.device)
+    _check_fake(fake, n, extractors.EXTRACTORS[extractor].shape
+                if extractor in extractors.EXTRACTORS else (1, 28, 28))
+    model = extractors.load(extractor).to(fake.device)
     f_fake, logits = extract(model, fake[:n].float())
     f_real, real_radii_sq = real_reference(dataset, n, root, split, cache, use_cache, seed,
                                            extractor)
@@ -371,6 +374,9 @@ def compute_metrics(
     manifold = manifold_metrics(f_real, f_fake, real_radii_sq=real_radii_sq)
     covered, kl = class_histogram_stats(logits)
     asked = {} if labels is None else label_agreement(logits.argmax(1).cpu(), labels[:n].cpu())
+    # 1,000 modes (Stacked MNIST): the papers' mode count and KL, with n alongside
+    modes = {} if extractor not in extractors.PER_CHANNEL else {
+        k: v for k, v in mode_metrics(logits.argmax(1).cpu()).items() if k != "n"}
     return {
         "fid": frechet_distance(f_real, f_fake),
         "kid": kid,
@@ -381,4 +387,5 @@ def compute_metrics(
         "class_kl": kl,
         "min_class_share": class_shares(logits).min().item(),
         **asked,
+        **modes,
     }
