@@ -76,7 +76,7 @@ def test_metrics_callback_scores_conditional_g_on_its_labels(fast_cfg, condition
                    "tricks=[ema]",  # the data's labels, not the default's clusters
                    "model.generator.width=8", "model.discriminator.width=8")
     module, _ = build_module(cfg)
-    values = Metrics("mnist", n=200, seed=3)._score(module, 200)
+    values = Metrics("mnist", n=200, seed=3, extractor="mnist")._score(module, 200)
     # by hand: the same seeded draw, asked for cycled labels, scored directly
     labels = cycled_labels(200, 10)
     fakes = draw(module.sample, 200, module.latent_dim, labels, 3)

@@ -228,7 +228,7 @@ def test_missing_registry_entry_is_an_error(tmp_path, monkeypatch):
 
 
 def test_shipped_weights_are_small():
-    for name in classifier.DATASETS:
+    for name in classifier.CLASSIFIED:
         assert classifier.weights_path(name).stat().st_size < 512 * 1024
 
 
@@ -270,8 +270,10 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch, cap
         assert stamp["reference"] == "test" and stamp["sampler"] == "samples file"
         assert stamp["extractor"] == classifier.extractor_id("mnist") and stamp["seed"] == 0
         # a samples file carries no requested labels: everything but label_accuracy
-        assert set(report["metrics"]) == (set(metrics.DESCRIPTIONS)
-                                          - {"label_accuracy", "label_purity"})
+        # digits, not stacked triples, and a samples file carries no requested labels
+        assert set(report["metrics"]) == (set(metrics.DESCRIPTIONS) - {
+            "label_accuracy", "label_purity", "modes", "mode_kl", "mode_kl_log10"}
+            - {k for k in metrics.DESCRIPTIONS if k.startswith("pixel_")})
         bad = compose("evaluate", overrides=[f"samples={samples}", "n=501"])
         with pytest.raises(SystemExit) as stop:
             evaluate.main.__wrapped__(bad)

@@ -23,7 +23,7 @@ def test_packs_stack_consecutive_images_along_channels():
 def test_the_critic_scores_packs(fast_cfg, net, m):
     module = tiny_module(fast_cfg(*UNCONDITIONAL, *net, "tricks=[pac]", f"tricks.pac.degree={m}"))
     real = torch.rand(16, 1, 28, 28) * 2 - 1
-    scores = module.critic(real, torch.zeros(16, dtype=torch.long))
+    scores = module.critic_in_training(real, torch.zeros(16, dtype=torch.long))
     assert scores.shape == (16 // m,)
     # the first weight layer sees m channels (dcgan: conv; mlp: m * 784 inputs)
     first = next(p for p in module.discriminator.parameters() if p.dim() > 1)

@@ -50,7 +50,8 @@ class Metrics(L.Callback):
         self.every_n_epochs, self.every_n_images = every_n_epochs, every_n_images
         self.n, self.n_final = n, n_final
         self.extractor_choice = extractor
-        self.extractor: str | None = None  # resolved in setup, against the data and the model
+        # resolved in setup, against the data and the model (`auto`: the data's)
+        self.extractor = extractors.resolve(extractor, None) if extractor != "auto" else None
         self._absent: dict[str, str] = {}
         self._real = None  # real images for the pixel statistics (no extractor)
         self._final: dict[str, float] = {}

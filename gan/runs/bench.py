@@ -156,6 +156,8 @@ def bare_loop(module, tricks, batches: ShuffledBatches, device,
     trainer = bare_trainer(datamodule)
     for trick in tricks:  # e.g. EMA's copy of G, spectral norm on D: what Trainer.fit's setup does
         trick.setup(trainer, module, "fit")
+    module.setup("fit")  # then the tricks' state, as Lightning calls the module's setup
+    module.to(device)
     G, D, loss = module.generator, module.discriminator, module.loss
     opt_g, opt_d = module.configure_optimizers()
     module.d_step = module.g_step = 0
