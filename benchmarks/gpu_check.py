@@ -7,7 +7,7 @@ Sections (each one runs even when another failed; a failure is one line in the r
 exit status is 1):
 1. every model x loss for a few hundred steps, fp32 and bf16-mixed: finite, and the loss moving;
 2. img/s of DCGAN at batch 32, 128 and 512 for the tutorial's loop (a), the bare loop (b) and
-   Trainer.fit (c) (gan.runs.bench, equal math), each eager, compiled and compiled with CUDA
+   Trainer.fit (c) (gan.benchmark.loops, equal math), each eager, compiled and compiled with CUDA
    graphs (compile=reduce-overhead), with the ratios c/a and c/b;
 3. host syncs per training step between log boundaries, counted (tensor-to-number conversions,
    numbers copied to the device and, on CUDA, torch.cuda's sync debug mode);
@@ -111,7 +111,7 @@ def raise_later(lines: list[str], message: str) -> None:
 # ---- 2. img/s --------------------------------------------------------------------------------
 
 def speed(check: Check) -> list[str]:
-    from gan.runs.bench import HEADER, rows, run
+    from gan.benchmark.loops import HEADER, rows, run
 
     batches = [32] if check.quick else [32, 128, 512]
     modes = {"eager": "compile=false"} if check.quick else {

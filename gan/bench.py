@@ -26,10 +26,11 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gan.io.errors import UsageError, entry_point
+from gan.benchmark.loops import HEADER, rows, run
+from gan.cli.runner import entry_point
 from gan.io.files import check_output, write_json
 from gan.io.keys import device, integer
-from gan.runs.bench import HEADER, rows, run
+from gan.io.usage import UsageError
 
 
 def check(bench: DictConfig) -> None:

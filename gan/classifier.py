@@ -9,8 +9,9 @@ import time
 
 import torch
 
-from gan.io.errors import UsageError, entry_point
+from gan.cli.runner import entry_point
 from gan.io.keys import integer, number
+from gan.io.usage import UsageError
 from gan.metrics.classifier import (
     CLASSIFIED,
     MIN_TEST_ACCURACY,

@@ -13,18 +13,19 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from gan.core.posthoc import Plain
+from gan.cli.runner import entry_point
 from gan.data.registry import DATASETS, dataset_name
 from gan.io.artefacts import protocol, write_metrics
 from gan.io.checkpoint import checkpoint_file
 from gan.io.config import build
-from gan.io.errors import UsageError, entry_point
 from gan.io.files import check_output
 from gan.io.image_model import load_image_model
 from gan.io.keys import integer
 from gan.io.spec import ImageSpec
+from gan.io.usage import UsageError
 from gan.metrics import extractors
 from gan.metrics.scores import DESCRIPTIONS, compute_metrics
+from gan.sampling.posthoc import Plain
 
 FID_INCEPTION = "Inception-v3 FID (299x299, 2048-d pool), only to compare with the literature"
 

@@ -20,10 +20,11 @@ import lightning
 import torch
 from omegaconf import DictConfig
 
-from gan.io.errors import UsageError, entry_point
+from gan.cli.runner import entry_point
 from gan.io.files import atomic_write, check_output, write_json
 from gan.io.image_model import load_image_model
 from gan.io.keys import number
+from gan.io.usage import UsageError
 from gan.sampling.card import card, label_space, run_dir_of
 from gan.sampling.export import (
     SUFFIX,

@@ -18,12 +18,13 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import save_image
 
+from gan.cli.runner import entry_point
 from gan.core.drawing import to_grid
 from gan.io.config import build
-from gan.io.errors import UsageError, entry_point
 from gan.io.files import atomic_write, check_output
 from gan.io.image_model import ImageModel, load_image_model
 from gan.io.keys import device, integer
+from gan.io.usage import UsageError
 from gan.sampling.walks import walk_grids
 
 log = logging.getLogger(__name__)

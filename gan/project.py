@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from gan.io.errors import UsageError, entry_point
+from gan.cli.runner import entry_point
 from gan.io.files import check_output_dir, write_json
 from gan.io.image_model import load_image_model
 from gan.io.keys import device, integer, number
+from gan.io.usage import UsageError
 from gan.sampling.card import config_of
 from gan.sampling.preprocess import image_files, open_image, to_training_form
 from gan.sampling.projection import project

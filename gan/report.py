@@ -17,7 +17,8 @@ import re
 
 from omegaconf import DictConfig
 
-from gan.io.errors import UsageError, entry_point
+from gan.cli.runner import entry_point
+from gan.io.usage import UsageError
 from gan.sweeps.report import Report, make_report
 
 # An override of conf/report.yaml (or Hydra's); anything else is a folder (folder names may

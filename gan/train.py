@@ -16,9 +16,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from gan.cli.runner import entry_point
 from gan.core.guard import Diverged
 from gan.io.artefacts import clear_failed, read_status, update_status, write_failed
-from gan.io.errors import UsageError, entry_point
+from gan.io.usage import UsageError
 from gan.runs.folder import command, holds_run
 from gan.runs.lock import RunFolderBusy, acquire, ddp_child, release, restore_configs
 from gan.runs.resume import Interrupted, SetupInterrupted, resume_command, stop_on_signals

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from gan.core.calibration import calibration_refusal
-from gan.core.posthoc import Plain
-from gan.core.rejection import DRS
+from gan.sampling.posthoc import Plain
+from gan.sampling.rejection import DRS
 from tests.conftest import FAST, compose, run_module
 
 

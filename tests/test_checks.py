@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 from gan.runs.checks import check_config
 from tests.conftest import FAST, FAST_DATA, run_module
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 from gan.data.images import MNIST
 from gan.io.checkpoint import OLD_TRICK_STATE
-from gan.io.errors import UsageError
 from gan.io.image_model import ImageModel, load_image_model
 from gan.io.spec import ImageSpec, LabelSpace
+from gan.io.usage import UsageError
 from gan.metrics.callback import Metrics
 from gan.runs.wiring import fit
 from gan.sampling.grids import SampleGrid

@@ -102,7 +102,7 @@ def test_a_4_by_6_multirun_on_the_default_recipe_finishes_every_job(tmp_path):
 def test_a_missing_package_is_one_line_naming_its_extra():
     from hydra.errors import InstantiationException
 
-    from gan.io.errors import usage_error
+    from gan.io.usage import usage_error
 
     def raised(name: str) -> BaseException:  # as Hydra wraps a target whose module fails
         try:

@@ -23,7 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 from gan.runs import lock
 from gan.runs.folder import holds_run, resume_line
 from gan.sweeps.continuation import OVERRIDES, SweepFolder
@@ -310,7 +310,7 @@ def test_resume_allow_must_name_keys_in_a_list(tmp_path):
 
 
 def test_psi_that_is_not_a_number_gets_the_range_message():
-    from gan.core.posthoc import Truncation
+    from gan.sampling.posthoc import Truncation
 
     for psi in ("abc", 1.5, float("nan")):
         with pytest.raises(ValueError, match=r"sampler.psi=.* must be in \[0, 1\]"):

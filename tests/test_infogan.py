@@ -13,7 +13,7 @@ from torch import nn
 
 from gan.core.stepping import frozen
 from gan.io.checkpoint import CheckpointError, check_fits
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 from gan.networks import mlp
 from gan.runs.wiring import build_module, fit
 from gan.tricks.info import CodeHead, InfoGAN

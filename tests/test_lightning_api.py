@@ -2,7 +2,7 @@
 one. Checked against Lightning 2.6.6. A Lightning upgrade that renames or drops a name fails
 here, with the site to revisit named, rather than somewhere deep inside a run.
 
-- `gan.core.progress.log_boundary` replaced `trainer._logger_connector.should_update_logs`
+- `gan.core.stepping.log_boundary` replaced `trainer._logger_connector.should_update_logs`
   at five sites: it must answer the same on every batch of real runs.
 - `gan.core.stepping.step_directly` calls `LightningOptimizer._on_before_step` and
   `_on_after_step` (no public route: they are the step counting `LightningOptimizer.step`
@@ -19,7 +19,7 @@ import pytest
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 
-from gan.core.progress import log_boundary
+from gan.core.stepping import log_boundary
 from gan.runs.wiring import Interrupted, fit
 from tests.conftest import FAST, compose_train
 
@@ -42,7 +42,7 @@ def lightning_logs_now(trainer: L.Trainer) -> bool:
     if not hasattr(type(connector), "should_update_logs"):
         raise AssertionError(moved("trainer._logger_connector.should_update_logs",
                                    "tests/test_lightning_api.py (the reference for "
-                                   "gan.core.progress.log_boundary)"))
+                                   "gan.core.stepping.log_boundary)"))
     return connector.should_update_logs
 
 
@@ -80,7 +80,7 @@ class Compare(L.Callback):
     def agree(self) -> list[tuple[str, int, bool, bool]]:
         assert self.rows, "no training hook ran"
         disagree = [row for row in self.rows if row[2] != row[3]]
-        assert not disagree, ("gan.core.progress.log_boundary differs from Lightning's "
+        assert not disagree, ("gan.core.stepping.log_boundary differs from Lightning's "
                               "should_update_logs at (hook, total_batch_idx, ours, Lightning's): "
                               f"{disagree[:8]}")
         return self.rows

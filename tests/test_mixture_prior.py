@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from gan.core.losses import BCE
-from gan.core.posthoc import Truncation
 from gan.io.config import build
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 from gan.networks import dcgan, mlp, resnet, sagan
 from gan.networks.mixture_prior import MixturePrior
 from gan.runs.wiring import fit
+from gan.sampling.posthoc import Truncation
 from gan.sampling.sampler import Sampler
 from gan.tricks.mixture_prior import SigmaRegulariser
 from tests.conftest import FAST, REPO, TINY_DCGAN, compose_train, export_and_run, tiny_module

@@ -47,7 +47,7 @@ def test_pac_trains_a_step_with_r1(fast_cfg):
     ([*UNCONDITIONAL, "tricks=[pac]", "tricks.pac.degree=5"], "tricks.pac.degree=5"),
 ])
 def test_pac_refuses_in_one_line(fast_cfg, overrides, message):
-    from gan.io.errors import usage_error
+    from gan.io.usage import usage_error
     from gan.runs.wiring import build_module
 
     with pytest.raises(Exception) as err:  # Hydra wraps the ValueError; gan.train unwraps it

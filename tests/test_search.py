@@ -408,8 +408,8 @@ def test_the_search_states_its_sampler_and_pruner(search):
     multivariate with constant liar on Optuna 4 as on 5."""
     import inspect
 
+    from gan.cli.runner import compose_config
     from gan.io.config import build
-    from gan.io.errors import compose_config
 
     sweeper = compose_config("train", [f"hparams_search={search}"], hydra=True).hydra.sweeper
     arguments = set(inspect.signature(optuna.samplers.TPESampler.__init__).parameters)

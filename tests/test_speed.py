@@ -254,7 +254,7 @@ def test_bench_catches_a_bare_loop_without_the_tricks_callbacks(monkeypatch):
 
 @needs_mnist
 def test_bench_profile_lists_lightnings_extra_calls(capsys):
-    from gan.runs.bench import run
+    from gan.benchmark.loops import run
 
     lines = []
     records = run(bench_config("profile=true", "profile_top=3"), say=lines.append)
@@ -269,5 +269,5 @@ def test_bench_profile_lists_lightnings_extra_calls(capsys):
     assert len(table) == 2 + 3 + 2
     # (b)'s own loop is what (c)'s training_step stands against
     assert table[-1].startswith("Called more often in (b), counted against: ")
-    assert "gan/runs/bench.py" in table[-1] and "bare_loop" in table[-1]
+    assert "gan/benchmark/loops.py" in table[-1] and "bare_loop" in table[-1]
     assert "cpu dcgan: host time per step of (c) minus (b)" in "\n".join(lines)

@@ -154,7 +154,7 @@ def test_dcgan_d_with_minibatch_std_sees_the_rest_of_the_batch(fast_cfg):
 
 
 def test_truncation_pulls_z_towards_the_mean():
-    from gan.core.posthoc import Plain, Truncation
+    from gan.sampling.posthoc import Plain, Truncation
 
     labels = torch.zeros(4000, dtype=torch.long)
     identity = lambda z, y: z.reshape(-1, 1, 1, 2) / 8  # noqa: E731 (an "image" that is z)
@@ -165,7 +165,7 @@ def test_truncation_pulls_z_towards_the_mean():
 
 
 def test_drs_with_the_optimal_d_moves_samples_to_the_data():
-    from gan.core.rejection import DRS
+    from gan.sampling.rejection import DRS
 
     # p_g = N(0, 1), p_data = N(1, 1): the optimal D's logit is log p_data/p_g = x - 1/2
     generator = lambda z, y: z.reshape(-1, 1, 1, 1)  # noqa: E731

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 from gan.sweeps import ranks
 from gan.sweeps.report import make_report
 from gan.sweeps.stats import bounded_interval, detectable, power

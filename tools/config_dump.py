@@ -2,14 +2,22 @@
 study and search, each model/loss/optim/data/budget/trainer swap, tricks lists) and write them,
 resolved, to one JSON file: run it before and after a conf/ change and diff the two.
     python tools/config_dump.py /tmp/before.json"""
-import json, sys
+import json
+import sys
 from pathlib import Path
-from omegaconf import OmegaConf
+
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
 from gan.io.config import CONF_DIR, compose_train
 
 C = Path(CONF_DIR)
-names = lambda g: sorted(p.stem for p in (C / g).glob("*.yaml"))
+
+
+def names(g):
+    return sorted(p.stem for p in (C / g).glob("*.yaml"))
+
+
 cases = {"default": []}
 for r in names("recipe"):
     cases[f"recipe={r}"] = [f"recipe={r}"]

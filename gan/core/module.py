@@ -16,9 +16,8 @@ from torch import nn
 from gan.core.drawing import cycled_labels, draw, is_conditional
 from gan.core.guard import StepGuard, finite, guarded_step, host_number
 from gan.core.losses import GANLoss, generator_loss
-from gan.core.progress import log_boundary
 from gan.core.rng import all_rng_states, restore_rank_stream
-from gan.core.stepping import direct_steps, frozen, step_directly
+from gan.core.stepping import direct_steps, frozen, log_boundary, step_directly
 from gan.core.trick import Trick
 from gan.io.checkpoint import check_fits, upgrade_state_dict
 from gan.io.image_model import CKPT_KEY, stamp

@@ -66,3 +66,23 @@ def frozen(weights: list[torch.Tensor]):
     finally:
         for w, state in zip(weights, states):
             w.requires_grad_(state)
+
+
+def log_boundary(trainer: L.Trainer) -> bool:
+    """Whether Lightning writes the logged values at this training batch: the steps every
+    `trainer.log_every_n_steps` batches, and the last batch once `trainer.should_stop` is set.
+    Call it from the training step or a training hook (on_train_start, on_train_batch_*).
+
+    What Lightning's private `should_update_logs` (the Trainer's `_logger_connector`) answers
+    in the fit loop, from public attributes (checked against Lightning 2.6.6): Lightning counts
+    the batches that stepped (the epoch loop's private `_batches_that_stepped`), +1 (the batch
+    under way). Under manual optimisation (ours) every batch steps, so that count is the batches
+    completed, which the epoch loop's public `batch_progress` keeps and a checkpoint restores.
+    Not `global_step`: D and G each step, G only every `n_critic` batches.
+    tests/test_lightning_api.py checks the two agree on every batch of real runs (fresh, and
+    resumed mid-epoch, after a signal and after an epoch; log_every_n_steps 1, 3, 50)."""
+    every = trainer.log_every_n_steps
+    if not every:
+        return False
+    step = trainer.fit_loop.epoch_loop.batch_progress.total.completed + 1
+    return step % every == 0 or trainer.should_stop

@@ -129,7 +129,7 @@ def protocol(dataset: str, extractor: str | None, n: int, reference: str, sample
     """What a metric value is relative to: two values compare only under one protocol.
     `extractor`: the classifier's registered sha256; `reference`: the real split (test |
     train); `sampler`: what drew the images (ema | generator | a samples file); `posthoc`: how
-    z was drawn and filtered (gan.core.posthoc: plain, truncation, rejection, with its
+    z was drawn and filtered (gan.sampling.posthoc: plain, truncation, rejection, with its
     settings and acceptance rate)."""
     return {"dataset": dataset, "extractor": extractor, "n": int(n), "reference": reference,
             "sampler": sampler, "posthoc": posthoc or {"name": "plain"}, "seed": int(seed)}

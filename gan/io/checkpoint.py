@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from gan.io.errors import UsageError
 from gan.io.files import atomic_write, sniff
 from gan.io.legacy import RETIRED, upgrade
+from gan.io.usage import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:

@@ -25,8 +25,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from gan.io.errors import UsageError
 from gan.io.spec import ImageSpec
+from gan.io.usage import UsageError
 
 # family name -> "module:callable(checkpoint dict, path, device) -> ImageModel"
 FAMILIES = {"gan": "gan.sampling.sampler:Sampler.from_checkpoint"}

@@ -9,7 +9,7 @@ import numbers
 
 import torch
 
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 
 
 def integer(value, key: str, low: int | None = None, high: int | None = None,

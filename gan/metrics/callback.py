@@ -10,10 +10,10 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 
 from gan.core.guard import ADVICE, garbage_reason, host_number
-from gan.core.progress import paused
 from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
 from gan.io.image_model import ImageModel
 from gan.metrics import extractors
+from gan.timing.clock import paused
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Metrics(L.Callback):
     def _curve_row(self, trainer, pl_module, values: dict, n: int) -> None:
         """One row of `<run dir>/curve.csv` per evaluation: where the run stands, then every
         metric (gan.report draws FID against wall time and images seen from it)."""
-        from gan.core.progress import progress
+        from gan.timing.clock import progress
 
         append_curve_row(trainer.default_root_dir, {
             **progress(trainer, pl_module), "n": n,
@@ -129,14 +129,14 @@ class Metrics(L.Callback):
 
     def on_train_start(self, trainer, pl_module):
         if self.every_n_images:  # a resume goes on counting from the images already seen
-            from gan.core.progress import images_seen
+            from gan.timing.clock import images_seen
 
             self._images_bucket = images_seen(trainer, pl_module) // self.every_n_images
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if not (self.enabled and self.every_n_images):
             return
-        from gan.core.progress import images_seen
+        from gan.timing.clock import images_seen
 
         bucket = images_seen(trainer, pl_module) // self.every_n_images
         if bucket > self._images_bucket:

@@ -20,7 +20,7 @@ config), and the EMA copy averages them with the rest of G. The map is exact, no
   Rayleigh radius, independent), so eps = (r cos, r sin, z_2, ...) ~ N(0, I), independent of c.
 
 Why the direction and not u = Phi(z_0) * N (the inverse-CDF form): scaling z by psi (the
-truncation sampler, gan/core/posthoc.py) keeps every direction, so `prior(psi * z)` is
+truncation sampler, gan/sampling/posthoc.py) keeps every direction, so `prior(psi * z)` is
 `mu_c + psi * sigma_c * eps` with the same component c: truncation narrows each component and
 never moves mass between components. Through Phi, psi would squeeze z_0 towards 0 and pick the
 middle components more often. (psi = 0 leaves no direction: every image is then mu of one

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import lightning as L
 
-from gan.core.progress import Clock, images_seen, log_boundary
+from gan.core.stepping import log_boundary
 from gan.io.artefacts import update_status
+from gan.timing.clock import Clock, images_seen
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import numbers
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 
 
 def _number(value) -> bool:

@@ -38,8 +38,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from gan.io.errors import UsageError, exit_for
 from gan.io.files import check_output_dir
+from gan.io.usage import UsageError, exit_for
 from gan.runs.folder import holds_run, move_aside, occupied_message
 
 log = logging.getLogger(__name__)

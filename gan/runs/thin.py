@@ -20,7 +20,7 @@ import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from gan.core.progress import log_boundary
+from gan.core.stepping import log_boundary
 
 PER_BATCH = ("on_train_batch_start", "on_train_batch_end", "on_before_backward",
              "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")

@@ -8,7 +8,7 @@ import time
 import lightning as L
 
 from gan.core.guard import host_number
-from gan.core.progress import log_boundary
+from gan.core.stepping import log_boundary
 
 log = logging.getLogger(__name__)
 

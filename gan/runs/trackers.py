@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from gan.io.artefacts import swept_keys
 from gan.io.config import build
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from gan.core.module import GAN
 from gan.io.artefacts import metric_value, read_metrics, run_verdict, update_status
 from gan.io.checkpoint import AtomicCheckpointIO, load_checkpoint, refuse_retired
 from gan.io.config import build
-from gan.io.errors import usage_error
+from gan.io.usage import usage_error
 from gan.metrics.callback import final_metrics
 from gan.runs.checks import check_config
 from gan.runs.compile import compile_mode, compile_nets

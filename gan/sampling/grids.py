@@ -11,9 +11,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.core.drawing import to_grid
-from gan.core.progress import paused
 from gan.io.image_model import ImageModel
 from gan.sampling.trackers import log_image
+from gan.timing.clock import paused
 
 log = logging.getLogger(__name__)
 

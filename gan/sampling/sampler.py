@@ -10,7 +10,6 @@ from omegaconf import OmegaConf
 
 from gan.core.calibration import calibration_refusal
 from gan.core.drawing import is_conditional
-from gan.core.posthoc import Plain
 from gan.io.checkpoint import (
     DISCRIMINATOR,
     EMA,
@@ -23,6 +22,7 @@ from gan.io.checkpoint import (
 from gan.io.config import build
 from gan.io.image_model import CKPT_KEY
 from gan.io.spec import ImageSpec, LabelSpace
+from gan.sampling.posthoc import Plain
 
 PRIOR = "trick_state.self_cond.prior"  # a pseudo-label trick's label frequencies
 

@@ -22,9 +22,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.core.drawing import to_grid
-from gan.core.progress import paused
 from gan.sampling.grids import step_of
 from gan.sampling.trackers import log_image
+from gan.timing.clock import paused
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from gan.io.errors import UsageError, exit_for
 from gan.io.files import atomic_write, check_output_dir
+from gan.io.usage import UsageError, exit_for
 from gan.runs.folder import BOOKKEEPING, move_aside
 from gan.runs.lock import (
     LOCK,

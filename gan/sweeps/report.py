@@ -46,8 +46,8 @@ from gan.io.artefacts import (
     run_verdict,
     unreadable,
 )
-from gan.io.errors import UsageError
 from gan.io.legacy import current_target
+from gan.io.usage import UsageError
 from gan.sweeps import ranks, stats
 from gan.sweeps.figures import mosaic_size, plot_curves, plot_mosaic
 from gan.sweeps.stats import t_interval

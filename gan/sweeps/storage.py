@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from gan.io.errors import UsageError
+from gan.io.usage import UsageError
 
 JOURNAL = "optuna.journal"
 

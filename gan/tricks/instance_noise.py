@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from gan.core.guard import host_number
-from gan.core.progress import log_boundary
+from gan.core.stepping import log_boundary
 from gan.core.trick import Trick
 
 

@@ -48,7 +48,7 @@ class GanOptunaSweeper(Sweeper):
             conditional=get_method(self.custom_search_space) if self.custom_search_space
             else None,
             **self.settings)
-        from gan.io.errors import UsageError, exit_for
+        from gan.io.usage import UsageError, exit_for
 
         try:
             return search.run(self.launcher, arguments, self.config)

@@ -214,7 +214,7 @@ def batch_end(tricks, trainer, module, batch, batch_idx: int) -> None:
 
 def bare_trainer(datamodule) -> SimpleNamespace:
     """What the tricks' callbacks read of a Trainer in the bare loop: the data, and that no
-    step logs (the bare loop has no logger; gan.core.progress.log_boundary reads
+    step logs (the bare loop has no logger; gan.core.stepping.log_boundary reads
     `log_every_n_steps=0` as never)."""
     return SimpleNamespace(datamodule=datamodule, log_every_n_steps=0)
 

@@ -2,7 +2,7 @@
 `gan.generate` and `gan.evaluate` (the `sampler=` config group, conf/sampler/).
 
 A sampler turns `sample(z, labels)` (a generator in eval mode) into n images. `Plain` draws
-z ~ N(0, I); `Truncation` pulls z towards the mean latent by psi; `gan.core.rejection.DRS`
+z ~ N(0, I); `Truncation` pulls z towards the mean latent by psi; `gan.sampling.rejection.DRS`
 rejects what D rates fake. Every metrics.json records `describe()`: which sampler produced the
 images, with its settings and what it measured (DRS's acceptance rate).
 """

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from gan.core.posthoc import Critic, Plain, Sample
+from gan.sampling.posthoc import Critic, Plain, Sample
 
 
 class DRS(Plain):
