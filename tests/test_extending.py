@@ -5,6 +5,7 @@ through the real wiring, and each class computes what its docstring says."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import sys
 import types
@@ -16,7 +17,7 @@ import torch
 from gan.core.losses import BCE
 from gan.io.artefacts import read_status
 from gan.runs.wiring import build_module, fit
-from tests.conftest import REPO
+from tests.conftest import REPO, data_root, needs_mnist
 
 GUIDE = REPO / "docs" / "extending.md"
 BLOCK = re.compile(r"^```(python|yaml)\n(.*?)^```", re.S | re.M)
@@ -58,7 +59,11 @@ def install(path: str, code: str, monkeypatch) -> None:
 def guide(monkeypatch, tmp_path) -> str:
     """The guide's classes importable by their `_target_`s and its YAMLs on Hydra's search
     path; returns the override that adds that path."""
+    from gan.data.registry import DATASETS
+    from gan.metrics.extractors import EXTRACTORS
+
     conf = tmp_path / "conf"
+    registries = [(DATASETS, set(DATASETS)), (EXTRACTORS, set(EXTRACTORS))]
     for path, code in examples().items():
         if path.endswith(".yaml"):
             target = conf / Path(path).relative_to("conf")
@@ -66,15 +71,21 @@ def guide(monkeypatch, tmp_path) -> str:
             target.write_text(code)
         else:
             install(path, code, monkeypatch)
-    return f"hydra.searchpath=[file://{conf}]"
+    yield f"hydra.searchpath=[file://{conf}]"
+    for registry, before in registries:  # the guide's entries leave with the test
+        for key in set(registry) - before:
+            del registry[key]
 
 
 def test_the_guide_has_a_loss_a_trick_and_a_network():
     assert set(examples()) == {"gan/core/losses.py", "conf/loss/softplus.yaml",
                                "gan/tricks/drift.py", "conf/tricks/drift.yaml",
-                               "gan/networks/linear.py", "conf/model/linear.yaml"}
+                               "gan/networks/linear.py", "conf/model/linear.yaml",
+                               "gan/data/colour.py", "gan/data/registry.py",
+                               "gan/metrics/extractors.py", "conf/data/colour_mnist.yaml"}
+    appended = ("gan/core/losses.py", "gan/data/registry.py", "gan/metrics/extractors.py")
     for path in examples():
-        if path.endswith(".py") and path != "gan/core/losses.py":
+        if path.endswith(".py") and path not in appended:
             assert not (REPO / path).exists(), f"{path} exists: the guide's example is not new"
 
 
@@ -118,3 +129,23 @@ def test_drift_penalty_is_its_formula(guide):
     assert torch.allclose(DriftPenalty(0.5).d_penalty(critic, real, fake, step=0), expected)
     with pytest.raises(ValueError, match="tricks.drift.epsilon"):
         DriftPenalty(-1.0)
+
+
+@needs_mnist
+def test_the_dataset_example_trains_with_its_own_shape_and_extractor(guide, fast_cfg, tmp_path):
+    cfg = fast_cfg(guide, "data=colour_mnist", "trainer.limit_train_batches=4",
+                   "callbacks.metrics.every_n_epochs=null", "callbacks.metrics.n_final=1000",
+                   "tricks.self_cond.n_images=256", "tricks.self_cond.clusters=4",
+                   "model.generator.width=8", "model.discriminator.width=8", fake_data=False)
+    _, module = fit(cfg)
+    assert module.spec.shape == (3, 28, 28)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["protocol"]["extractor_name"] == "colour_mnist"
+    assert report["protocol"]["spec"]["shape"] == [3, 28, 28]
+    assert report["metrics"]["fid"] > 0 and "absent" not in report
+    from gan.data.colour import ColourMNIST
+    from gan.metrics.extractors import load
+
+    images, labels = ColourMNIST(root=str(data_root()), download=False).load(train=False)
+    logits = load("colour_mnist").features_and_logits(images[:500].float() / 127.5 - 1)[1]
+    assert (logits.argmax(1) == labels[:500]).float().mean() > 0.95  # the tint hides nothing

@@ -11,18 +11,35 @@ absent, each with why (`absent`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from gan.io.spec import ImageSpec
 
 
 @dataclass(frozen=True)
 class Extractor:
+    """A feature extractor: `build()` gives the network (`features_and_logits(images)` and
+    `num_features`; None: the shipped classifier of that name), `weights` the shipped
+    classifier whose sha256 stamps its values, `modes`: its classes are Stacked-MNIST-style
+    modes (metrics.json adds `modes` and `mode_kl`)."""
+
     name: str
     shape: tuple[int, int, int]  # the images it reads: (C, H, W)
     about: str
+    build: Callable[[], nn.Module] | None = None
+    weights: str | None = None
+    modes: bool = False
+
+
+def _per_channel_digits() -> nn.Module:
+    from gan.metrics.classifier import load_classifier
+    from gan.metrics.modes import PerChannelDigits
+
+    return PerChannelDigits(load_classifier("mnist"))
 
 
 EXTRACTORS = {
@@ -31,28 +48,25 @@ EXTRACTORS = {
                                "the shipped Fashion-MNIST classifier (gan/assets)"),
     "stacked_mnist": Extractor("stacked_mnist", (3, 28, 28),
                                "the MNIST classifier per channel: 1,000 modes (gan/metrics/"
-                               "modes.py)"),
+                               "modes.py)", build=_per_channel_digits, weights="mnist",
+                               modes=True),
 }
-PER_CHANNEL = {"stacked_mnist": "mnist"}  # extractor -> the digit classifier it applies
 
 
-def load(name: str):
+def load(name: str) -> nn.Module:
     """The extractor's network: `features_and_logits(images)` and `num_features`."""
     from gan.metrics.classifier import load_classifier
 
-    if name in PER_CHANNEL:
-        from gan.metrics.modes import PerChannelDigits
-
-        return PerChannelDigits(load_classifier(PER_CHANNEL[name]))
-    return load_classifier(name)
+    extractor = EXTRACTORS[name]
+    return extractor.build() if extractor.build is not None else load_classifier(name)
 
 
 def digest(name: str) -> str:
-    """What a value is relative to: the weights' registered sha256 (a per-channel extractor's
-    is its digit classifier's; its name, in the stamp beside it, tells them apart)."""
+    """What a value is relative to: the weights' registered sha256 (an extractor built on a
+    shipped classifier has that one's; its name, in the stamp beside it, tells them apart)."""
     from gan.metrics.classifier import extractor_id
 
-    return extractor_id(PER_CHANNEL.get(name, name))
+    return extractor_id(EXTRACTORS[name].weights or name)
 
 # What an extractor's features give, and so what is absent without one.
 FEATURE_SCORES = ("fid", "kid", "kid_std", "is", "precision", "recall", "density", "coverage",

@@ -375,7 +375,7 @@ def compute_metrics(
     covered, kl = class_histogram_stats(logits)
     asked = {} if labels is None else label_agreement(logits.argmax(1).cpu(), labels[:n].cpu())
     # 1,000 modes (Stacked MNIST): the papers' mode count and KL, with n alongside
-    modes = {} if extractor not in extractors.PER_CHANNEL else {
+    modes = {} if not extractors.EXTRACTORS[extractor].modes else {
         k: v for k, v in mode_metrics(logits.argmax(1).cpu()).items() if k != "n"}
     return {
         "fid": frechet_distance(f_real, f_fake),
