@@ -198,3 +198,18 @@ def test_a_one_channel_extractor_on_stacked_mnist_is_refused_naming_both_shapes(
                                          r"the model draws 3x28x28"):
         fit(fast_cfg("data.img_shape=[3,28,28]", "metrics.extractor=mnist",
                      "tricks.self_cond.n_images=128", "tricks.self_cond.clusters=4"))
+
+
+def test_docs_layout_lists_every_module():
+    text = (REPO / "docs" / "layout.md").read_text()
+    missing = [str(p.relative_to(REPO)) for p in sorted((REPO / "gan").rglob("*.py"))
+               if p.name != "__init__.py" and f"`{p.name}`" not in text
+               and f"`{p.relative_to(REPO)}`" not in text]
+    assert missing == []
+
+
+def test_no_consumer_finds_another_callback_by_scanning_the_trainer():
+    # callbacks that need each other get each other in the one wiring function
+    for path in (REPO / "gan").rglob("*.py"):
+        text = path.read_text()
+        assert "isinstance(c, Clock)" not in text and "final_metrics(trainer)" not in text, path

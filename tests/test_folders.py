@@ -165,7 +165,7 @@ def test_a_sweep_from_before_the_record_is_judged_by_its_multirun_yaml(tmp_path,
 
 
 def test_job_folder_names_are_unique_to_the_whole_override_set(tmp_path):
-    from gan.io.config import short_dirname
+    from gan.io.resolvers import short_dirname
     from gan.sweeps.index import SWEPT_KEYS
 
     (tmp_path / SWEPT_KEYS).write_text("seed\n")

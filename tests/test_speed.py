@@ -245,7 +245,7 @@ def bench_config(*overrides: str):
 def test_bench_catches_a_bare_loop_without_the_tricks_callbacks(monkeypatch):
     """The default recipe's per-batch callbacks (EMA's update) left out of (b): the weight
     check sees it."""
-    from gan.runs import bench
+    from gan.benchmark import loops as bench
 
     monkeypatch.setattr(bench, "batch_end", lambda *args: None)
     (record,) = [r for r in bench.run(bench_config(), say=lambda line: None) if r["loop"] == "c"]

@@ -223,7 +223,7 @@ def test_real_tiny_sweep_report(tmp_path):
 def test_job_folder_names_keep_appended_sweep_keys(tmp_path):
     # `+variant=a,b` is listed as `+variant` among the swept keys; the job's own override is
     # `+variant=a`. Both must meet, or two jobs of a study without job numbers share a folder.
-    from gan.io.config import short_dirname
+    from gan.io.resolvers import short_dirname
     from gan.sweeps.index import SWEPT_KEYS
 
     (tmp_path / SWEPT_KEYS).write_text("seed\n+variant\n")

@@ -13,7 +13,7 @@ from gan.core.guard import ADVICE, garbage_reason, host_number
 from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
 from gan.io.image_model import ImageModel
 from gan.metrics import extractors
-from gan.timing.clock import paused
+from gan.timing.clock import OnTheClock
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def image_model(pl_module) -> ImageModel:
     return pl_module
 
 
-class Metrics(L.Callback):
+class Metrics(OnTheClock, L.Callback):
     """Feature metrics (gan/metrics/scores.py) of the model's draws during training.
 
     Every `every_n_epochs` epochs, `n` samples are scored against `n` held-out real images and
@@ -103,7 +103,7 @@ class Metrics(L.Callback):
             return {}
 
     def _evaluate(self, trainer, pl_module) -> None:
-        with paused(trainer):  # evaluation is not training: budget=time does not count it
+        with self.paused():  # evaluation is not training: budget=time does not count it
             self._evaluate_now(trainer, pl_module)
 
     def _evaluate_now(self, trainer, pl_module) -> None:
@@ -124,7 +124,7 @@ class Metrics(L.Callback):
         from gan.timing.clock import progress
 
         append_curve_row(trainer.default_root_dir, {
-            **progress(trainer, pl_module), "n": n,
+            **progress(trainer, pl_module, self.clock), "n": n,
             **{f"val/{k}": float(v) for k, v in values.items()}})
 
     def on_train_start(self, trainer, pl_module):
@@ -158,7 +158,7 @@ class Metrics(L.Callback):
     def on_train_end(self, trainer, pl_module):
         if not self.enabled or not trainer.is_global_zero:
             return
-        with paused(trainer):
+        with self.paused():
             self._final_metrics(trainer, pl_module)
 
     def _final_metrics(self, trainer, pl_module) -> None:
@@ -187,12 +187,3 @@ class Metrics(L.Callback):
                         self.n_final)
         log.info("final metrics (n=%d vs test split): %s", self.n_final,
                  ", ".join(f"{k}={v:.4g}" for k, v in self._final.items()))
-
-
-def final_metrics(trainer) -> dict[str, float]:
-    """The final metrics (`val/<name>`) of the trainer's Metrics callback; {} without one."""
-    out: dict[str, float] = {}
-    for callback in trainer.callbacks:
-        if isinstance(callback, Metrics):
-            out.update(callback.final)
-    return out

@@ -21,7 +21,6 @@ from gan.io.artefacts import metric_value, read_metrics, run_verdict, update_sta
 from gan.io.checkpoint import AtomicCheckpointIO, load_checkpoint, refuse_retired
 from gan.io.config import build
 from gan.io.usage import usage_error
-from gan.metrics.callback import final_metrics
 from gan.runs.checks import check_config
 from gan.runs.compile import compile_mode, compile_nets
 from gan.runs.init_from import InitFrom
@@ -31,6 +30,7 @@ from gan.runs.resume import Interrupted, Resumable, _active, finish_without_trai
 from gan.runs.resume_config import ApplyOptimizerSettings, check_resume
 from gan.runs.thin import idle_hooks_off, progress_bar
 from gan.runs.trackers import build_loggers
+from gan.timing.clock import OnTheClock
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,12 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], **device_kwargs)
     quiet_adverts()  # no "💡 Tip" advertisements from Lightning on the console
     configured = [build(node) for node in (cfg.get("callbacks") or {}).values()
                   if node is not None]
-    if cfg.get("budget") is not None:  # stops the run; records what it spent in status.json
-        configured.append(build(cfg.budget))
+    clock = build(cfg.budget) if cfg.get("budget") is not None else None
+    if clock is not None:  # stops the run; records what it spent in status.json
+        configured.append(clock)
+    for callback in configured + callbacks:  # evaluation, grids, walks: paused on its clock
+        if isinstance(callback, OnTheClock):
+            callback.clock = clock
     if cfg.trainer.get("enable_progress_bar", True):  # Lightning's bar, updated on boundaries
         configured.append(progress_bar())
     trainer = build(cfg.trainer, callbacks=configured + callbacks,
@@ -175,7 +179,8 @@ def objective(trainer: L.Trainer, name: str | None) -> float | None:
     computed them, else the last logged value (e.g. `train/g_loss`)."""
     if name is None:
         return None
-    values = {**trainer.callback_metrics, **final_metrics(trainer)}
+    final = read_metrics(trainer.default_root_dir) if trainer.is_global_zero else {}
+    values = {**trainer.callback_metrics, **{f"val/{k}": v for k, v in final.items()}}
     if name not in values:  # e.g. val/fid with data=fake: the run itself is fine
         log.warning("metric=%s was not logged; logged keys: %s", name, ", ".join(sorted(values)))
         return None

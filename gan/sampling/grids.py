@@ -13,7 +13,7 @@ from torchvision.utils import save_image
 from gan.core.drawing import to_grid
 from gan.io.image_model import ImageModel
 from gan.sampling.trackers import log_image
-from gan.timing.clock import paused
+from gan.timing.clock import OnTheClock
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def step_of(trainer, model: ImageModel) -> int:
     return int(step) if step is not None else trainer.global_step
 
 
-class SampleGrid(L.Callback):
+class SampleGrid(OnTheClock, L.Callback):
     """Grids of the model's draws for one fixed seed every `every_n_epochs` epochs and/or
     `every_n_steps` steps, plus one grid of real images at the start and a final grid at the end.
 
@@ -60,7 +60,7 @@ class SampleGrid(L.Callback):
         self._log(trainer, "samples/fixed_noise", images, filename)
 
     def _grid(self, trainer, pl_module, filename: str) -> None:
-        with paused(trainer):  # a grid is not training: budget=time does not count it
+        with self.paused():  # a grid is not training: budget=time does not count it
             self._log_fixed(trainer, pl_module, filename)
 
     @rank_zero_only

@@ -24,7 +24,7 @@ from torchvision.utils import save_image
 from gan.core.drawing import to_grid
 from gan.sampling.grids import step_of
 from gan.sampling.trackers import log_image
-from gan.timing.clock import paused
+from gan.timing.clock import OnTheClock
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def class_sweeps(sample, latent_dim: int, num_classes: int, rows: int, seed: int
     return sample(z.to(device), labels.to(device))
 
 
-class Interpolation(L.Callback):
+class Interpolation(OnTheClock, L.Callback):
     """At the end of training: `samples/interpolation` (slerp strips) and, for a conditional
     G, `samples/class_sweep` to the trackers and `<run dir>/samples/*.png`."""
 
@@ -78,7 +78,7 @@ class Interpolation(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer, pl_module):
-        with paused(trainer):  # not training: the training clock stops for it
+        with self.paused():  # not training: the training clock stops for it
             self._walks(trainer, pl_module)
 
     def _walks(self, trainer, model) -> None:

@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from gan.metrics.callback import final_metrics
+from gan.io.artefacts import read_metrics
 from gan.runs.trackers import job_overrides
 
 TRAIN_KEYS = ("train/d_loss", "train/g_loss")  # last values: metrics where there is no classifier
@@ -40,7 +40,8 @@ class HParams(L.Callback):
     def on_train_end(self, trainer, pl_module):
         if not trainer.loggers or not trainer.is_global_zero:
             return
-        final = final_metrics(trainer)
+        # metrics.json: the Metrics callback wrote it in its on_train_end, before this one's
+        final = {f"val/{k}": v for k, v in read_metrics(trainer.default_root_dir).items()}
         for key in TRAIN_KEYS:
             if key in trainer.callback_metrics:
                 final[key] = float(trainer.callback_metrics[key])

@@ -63,10 +63,15 @@ class Clock:
         return self.train_s() + self.eval_s()
 
 
-def paused(trainer: L.Trainer | None):
-    """`with paused(trainer):` stops the run's training clock (if it has one) for the block."""
-    clock = next((c for c in getattr(trainer, "callbacks", []) if isinstance(c, Clock)), None)
-    return clock.paused() if clock is not None else contextlib.nullcontext()
+class OnTheClock:
+    """A callback whose work is not training (evaluation, grids, walks): the one wiring
+    function (gan/runs/wiring.py) hands it the run's clock, which `paused()` stops for a block.
+    No clock (a run without a budget, a test): nothing to stop."""
+
+    clock: Clock | None = None
+
+    def paused(self):
+        return self.clock.paused() if self.clock is not None else contextlib.nullcontext()
 
 
 def images_seen(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
@@ -79,11 +84,10 @@ def images_seen(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
     return steps * trainer.datamodule.batch_size * trainer.world_size
 
 
-def progress(trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+def progress(trainer: L.Trainer, pl_module: L.LightningModule, budget: Clock | None) -> dict:
     """Where the run stands, for curves: training seconds (evaluation excluded) and wall
-    seconds (from the Budget callback, which keeps them across a resume), images seen, G and D
-    steps, epoch."""
-    budget = next((c for c in trainer.callbacks if isinstance(c, Clock)), None)
+    seconds (from the run's clock, the Budget callback, which keeps them across a resume),
+    images seen, G and D steps, epoch."""
     return {"train_s": round(budget.train_s(), 3) if budget else None,
             "wall_s": round(budget.wall_s(), 3) if budget else None,
             "images_seen": images_seen(trainer, pl_module),
