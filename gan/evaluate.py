@@ -120,7 +120,7 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         values = compute_metrics(
             fake, cfg.dataset, n=cfg.n, root=cfg.data.root, split=cfg.split, seed=cfg.seed,
-            labels=asked, extractor=name,
+            labels=asked, extractor=name, memorisation=cfg.split == "test",
         )
     if cfg.get("inception_weights"):
         values["fid_inception"] = fid_inception(fake, cfg)

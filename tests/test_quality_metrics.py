@@ -76,3 +76,19 @@ def test_memorisation_ratio_sees_copies():
     assert copied["sample_nn_median"] < copied["heldout_nn_median"]
     assert 0.8 < memorisation_metrics(fresh, train, heldout)["memorisation_ratio"] < 1.25
     assert copied["n"] == 200 and copied["n_train"] == 400
+
+
+@needs_mnist
+def test_metrics_json_shows_copying_as_a_memorisation_ratio_below_one(tmp_path):
+    from gan.data.images import MNIST
+    from gan.metrics.scores import compute_metrics
+
+    data = MNIST(root=str(data_root()), download=False)
+    train, test = data.load(train=True)[0], data.test_split()[0]
+    unit = lambda x: x.float() / 127.5 - 1  # noqa: E731
+    kw = dict(n=1000, root=str(data_root()), cache=tmp_path, memorisation=True)
+    copied = compute_metrics(unit(train[:1000]), "mnist", **kw)
+    fresh = compute_metrics(unit(test[-1000:]), "mnist", **kw)
+    assert copied["memorisation_ratio"] < 0.05  # training images themselves: distance 0
+    assert 0.8 < fresh["memorisation_ratio"] < 1.25  # held-out digits: as close as chance
+    assert copied["fid"] < 10 and "sample_nn_median" in fresh

@@ -79,7 +79,7 @@ class Metrics(OnTheClock, L.Callback):
             self._real = getattr(datamodule, "train_images", None)
             log.info("metrics: pixel statistics only (%s)", next(iter(self._absent.values())))
 
-    def _score(self, pl_module, n: int) -> dict[str, float]:
+    def _score(self, pl_module, n: int, final: bool = False) -> dict[str, float]:
         from gan.metrics.scores import compute_metrics
 
         model = image_model(pl_module)
@@ -97,7 +97,8 @@ class Metrics(OnTheClock, L.Callback):
                     real = real[:n].cpu()
                 return extractors.pixel_stats(fakes, real)
             return compute_metrics(fakes, self.dataset, n=n, root=self.root,
-                                   seed=self.seed, labels=asked, extractor=self.extractor)
+                                   seed=self.seed, labels=asked, extractor=self.extractor,
+                                   memorisation=final)
         except ValueError as err:  # NaN samples: the loss check owns divergence, not metrics
             log.warning("metrics skipped at step %s: %s", model.describe().get("step"), err)
             return {}
@@ -163,7 +164,7 @@ class Metrics(OnTheClock, L.Callback):
 
     def _final_metrics(self, trainer, pl_module) -> None:
         self._final = {f"val/{k}": float(v)
-                       for k, v in self._score(pl_module, self.n_final).items()}
+                       for k, v in self._score(pl_module, self.n_final, final=True).items()}
         reason = garbage_reason(self._final, self.max_fid, self.min_classes_covered)
         if reason is not None:
             log.warning("run marked diverged: %s; %s", reason, ADVICE)

@@ -36,6 +36,7 @@ from gan.data import images as gan_data
 from gan.data.registry import DATASETS
 from gan.io.files import atomic_write
 from gan.metrics import extractors
+from gan.metrics.memorisation import memorisation_metrics
 from gan.metrics.modes import mode_metrics
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ DESCRIPTIONS = {  # one line each, for logs, `gan.evaluate` and docs/compare.md
     "modes": "Stacked MNIST: modes (of 1,000 digit triples) holding at least one sample",
     "mode_kl": "Stacked MNIST: KL(mode histogram || uniform over 1,000), nats (papers: 26k)",
     "mode_kl_log10": "the same KL in log10 units (Liu et al. 2020)",
+    "memorisation_ratio": "median nearest-training-image distance of samples / of held-out reals "
+                          "(< 1: samples sit closer to training images than fresh ones: copying)",
+    "sample_nn_median": "median feature distance from a sample to its nearest training image",
+    "heldout_nn_median": "median feature distance from a held-out real image to the nearest "
+                         "training image (the by-chance reference)",
     "label_accuracy": "conditional G only: fraction the classifier assigns the requested label",
     "label_purity": "conditional G only: fraction in their label's most common class (InfoGAN "
                     "codes: how digit-pure each code is, whichever digit it drew)",
@@ -357,6 +363,7 @@ def compute_metrics(
     seed: int = 0,
     labels: torch.Tensor | None = None,
     extractor: str | None = None,
+    memorisation: bool = False,
 ) -> dict[str, float]:
     """All metrics for the first n of `fake` ((N, 1, 28, 28) float in [-1, 1]) against n real
     images of `split` (a fixed seeded subset when n < the split's size). `labels`: the classes
@@ -374,6 +381,14 @@ def compute_metrics(
     manifold = manifold_metrics(f_real, f_fake, real_radii_sq=real_radii_sq)
     covered, kl = class_histogram_stats(logits)
     asked = {} if labels is None else label_agreement(logits.argmax(1).cpu(), labels[:n].cpu())
+    # Copying: the samples' nearest-training-image distance against held-out reals' (the
+    # reference split's n images), in the same features. Final scores only: 10k x 60k distances.
+    copying = {}
+    if memorisation:
+        train = real_features(dataset, root, "train", cache, use_cache, extractor)
+        found = memorisation_metrics(f_fake.cpu(), train, f_real.cpu())
+        copying = {k: found[k] for k in ("memorisation_ratio", "sample_nn_median",
+                                          "heldout_nn_median")}
     # 1,000 modes (Stacked MNIST): the papers' mode count and KL, with n alongside
     modes = {} if not extractors.EXTRACTORS[extractor].modes else {
         k: v for k, v in mode_metrics(logits.argmax(1).cpu()).items() if k != "n"}
@@ -388,4 +403,5 @@ def compute_metrics(
         "min_class_share": class_shares(logits).min().item(),
         **asked,
         **modes,
+        **copying,
     }
