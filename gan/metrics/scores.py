@@ -101,11 +101,13 @@ class _Precomputed(nn.Module):
 
 @torch.no_grad()
 def extract(model: nn.Module, images: torch.Tensor, batch: int = 500):
-    """(features, logits) of (N, 1, 28, 28) images, float in [-1, 1] or uint8."""
+    """(features, logits) of (N, C, H, W) images, float in [-1, 1] or uint8: a tensor, or
+    anything sliced like one (Stacked MNIST's training split gathers its pixels per slice)."""
     feats, logits = [], []
     # channels_last input: on CPU the 1-channel first conv runs ~3x faster in NHWC (oneDNN),
     # and ~500-image batches beat one huge batch (activations stay in cache).
-    for x in images.split(batch):
+    for start in range(0, len(images), batch):
+        x = images[start:start + batch]
         if x.dtype == torch.uint8:
             x = gan_data.to_unit_range(x)
         f, y = model.features_and_logits(x.contiguous(memory_format=torch.channels_last))
