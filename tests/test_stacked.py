@@ -85,3 +85,13 @@ def test_stacked_mnist_trains_and_reports_modes(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 1 <= metrics["modes"] <= 1000 and metrics["mode_kl"] >= 0
     assert metrics["memorisation_ratio"] > 0
+
+
+def test_final_metrics_default_to_the_datas_protocol_n():
+    """metrics.json's n is the data's protocol: the papers' 26,000 for Stacked MNIST, 10,000
+    for digits; an explicit callbacks.metrics.n_final still wins."""
+    from gan.metrics.callback import Metrics
+
+    assert Metrics("stacked_mnist").n_final == 26_000
+    assert Metrics("mnist").n_final == 10_000 and Metrics("fake").n_final == 10_000
+    assert Metrics("stacked_mnist", n_final=1000).n_final == 1000

@@ -113,6 +113,7 @@ class ImageDataModule(L.LightningDataModule):
     num_classes: int
     name: str | None = None  # the registry's name (gan.data.registry), stored in checkpoints
     extractor: str | None = None  # the feature extractor metrics.extractor=auto picks for it
+    final_n: int = 10_000  # samples the final metrics score: this data's protocol n
 
     @property
     def spec(self) -> ImageSpec:
