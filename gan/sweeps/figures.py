@@ -40,10 +40,10 @@ def plot_curves(report, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gan.sweeps.report import title
+    from gan.sweeps.report import title as metric_title
 
     primary = getattr(report, "primary", "fid")
-    column, name = f"val/{primary}", title(primary)
+    column, name = f"val/{primary}", metric_title(primary)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
     drawn = False
     # curves written since the training clock was split carry train_s (evaluation excluded)

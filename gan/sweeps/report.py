@@ -14,16 +14,28 @@ the first DIR gets
   with its simultaneous interval, P(improvement), Welch on the successful runs (conditional,
   unadjusted), the verdict; every run's FID and the median; every final metric with its
   interval (Student-t; bounded metrics: the runs' range at n <= 3, else the t interval
-  clipped to the range); what the design can detect; the time spent (training, evaluation,
-  CPU, each said);
-- `curves.png`: FID against training time and against images seen, mean per group with its
-  band;
-- `mosaic.png`: the final grid of each group, labelled with its differing keys.
+  clipped to the range; `modes` 0..1,000, `memorisation_ratio` >= 0 among them); what the
+  design can detect; the time spent (training, evaluation, CPU, each said);
+- `curves.png`: the primary metric (curve.csv's `val/<metric>`) against training time and
+  against images seen, mean per group with its band;
+- `mosaic.png`: the final grid of each group, labelled with its differing keys;
+- `nearest.png` (`report.nearest`, default on): for the top 6 groups, 8 seeded samples of the
+  first ok run's last.ckpt above their nearest training images in the run's extractor
+  features, with the group's memorisation ratio (`gan.sweeps.nearest`); a group it cannot
+  picture (no checkpoint, no extractor, no data root) gets a one-line note instead.
+
+The primary metric is the data's: each data module declares what ranks its runs and which way
+is better (`mode_kl` for Stacked MNIST, `fid` for the rest), and metrics.json records it in its
+protocol stamp (`primary`, `primary_better`); a file from before the key declares `fid`
+(`PRIMARY`). Ranking, the verdicts, the per-seed column, the curves, the column titles and the
+intro use and name the metric the runs declare; report.csv's primary columns are named after it
+(`fid_median` for FID runs, as always; `mode_kl_median` for Stacked MNIST). Runs declaring
+different primaries are refused in one line (`check_protocol`).
 
 Failures count: a failed, diverged or unreadable run is the worst outcome, +inf: tied at the
 worst rank, so no value imputed for it moves a p-value, and a variant that diverges in any seed
-ranks below one that never does. Groups rank by success rate, then by their median FID. Runs
-whose metrics were measured against different data or features are refused.
+ranks below one that never does. Groups rank by success rate, then by their median primary
+metric. Runs whose metrics were measured against different data or features are refused.
 """
 
 from __future__ import annotations
