@@ -293,3 +293,21 @@ def test_a_real_tiny_mnist_run_gets_its_nearest_training_images(tmp_path):
     proc = run_module("gan.report", str(tmp_path / "sweep"), cwd=tmp_path, timeout=600)
     assert "mosaic.png, nearest.png" in proc.stdout.strip().splitlines()[-1]
     assert Image.open(tmp_path / "sweep" / "report" / "nearest.png").size == (880, 260)
+
+
+def test_main_returns_whatever_metric_names(tmp_path):
+    """A Stacked MNIST experiment sets `metric: val/mode_kl`: the sweeper gets the final
+    mode KL from metrics.json (not FID), and `skip_done` returns the same."""
+    from types import SimpleNamespace
+
+    from gan.io.artefacts import protocol, write_metrics
+    from gan.runs.wiring import finished, objective
+
+    write_metrics(tmp_path / "metrics.json", {"val/fid": 40.0, "val/mode_kl": 0.25},
+                  protocol("stacked_mnist", None, 10, "test", "ema", 0))
+    (tmp_path / "status.json").write_text('{"status": "done"}')
+    trainer = SimpleNamespace(default_root_dir=str(tmp_path), is_global_zero=True,
+                              callback_metrics={"val/mode_kl": 9.0})
+    assert objective(trainer, "val/mode_kl") == 0.25  # the final value, not the last logged
+    assert objective(trainer, "val/fid") == 40.0
+    assert finished(tmp_path, "val/mode_kl") == (True, 0.25)
