@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from gan.cli.runner import entry_point
-from gan.data.registry import DATASETS, dataset_name
+from gan.data.registry import DATASETS, dataset_name, primary_of
 from gan.io.artefacts import protocol, write_metrics
 from gan.io.checkpoint import checkpoint_file
 from gan.io.config import build
@@ -127,6 +127,7 @@ def evaluate(cfg: DictConfig) -> dict:
     stamp = protocol(cfg.dataset, extractors.digest(name) if name else None, cfg.n, cfg.split,
                      sampler, cfg.seed, posthoc.describe() if cfg.ckpt_path is not None else None)
     stamp["extractor_name"], stamp["spec"] = name, spec.to_dict()
+    stamp["primary"], stamp["primary_better"] = primary_of(cfg.dataset)  # what ranks it
     return {"protocol": stamp, "samples": cfg.samples, "ckpt_path": cfg.ckpt_path,
             "metrics": values, **({"absent": absent} if absent else {})}
 

@@ -1,8 +1,10 @@
 """Compare the runs of sweeps: `python -m gan.report DIR [DIR ...] [report.ignore=[k,...]]
-[report.baseline=key=value[,key=value]] [report.out=<folder>]` (keys: conf/report.yaml).
+[report.baseline=key=value[,key=value]] [report.out=<folder>] [report.nearest=false]` (keys:
+conf/report.yaml).
 
 DIR is a sweep folder (basic, joblib, submitit or Optuna), or run dirs. Writes `report/` (report.md,
-report.csv, curves.png, mosaic.png) in the first DIR: per group, against the baseline or the
+report.csv, curves.png, mosaic.png, nearest.png) in the first DIR: ranked by the primary metric
+the runs' data declares (FID; mode KL for Stacked MNIST); per group, against the baseline or the
 top-ranked group with 2 runs or more, failures by Fisher's exact test and quality by an exact
 rank test (failures tied at the worst rank), each family under Holm, the shift with its
 simultaneous interval, the verdict, the success rate, every run's value and the power of the
@@ -39,9 +41,10 @@ def report(cfg: DictConfig, args: list[str]) -> Report:
         raise UsageError("give the sweep folders or run dirs to compare: "
                          "python -m gan.report DIR [DIR ...] (--help for the keys)")
     result = make_report(dirs=dirs, ignore=tuple(cfg.report.ignore), baseline=baseline or None,
-                         out=cfg.report.out)
+                         out=cfg.report.out, nearest=bool(cfg.report.get("nearest", True)))
     print((result.out / "report.md").read_text())
-    print(f"wrote {result.out}/report.md, report.csv, curves.png, mosaic.png")
+    print(f"wrote {result.out}/report.md, report.csv, curves.png, mosaic.png"
+          + (", nearest.png" if (result.out / "nearest.png").is_file() else ""))
     return result
 
 

@@ -82,8 +82,12 @@ def test_stacked_mnist_trains_and_reports_modes(tmp_path):
                "callbacks.metrics.n=1000", "callbacks.metrics.n_final=1000",
                f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=900)
     assert '"status": "done"' in (tmp_path / "run" / "status.json").read_text()
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = written["metrics"]  # schema 2: the values sit under `metrics`
     assert 1 <= metrics["modes"] <= 1000 and metrics["mode_kl"] >= 0
+    # the data declares what ranks its runs (gan.report): mode KL, lower better
+    assert (written["protocol"]["primary"], written["protocol"]["primary_better"]) == (
+        "mode_kl", "lower")
     assert metrics["memorisation_ratio"] > 0
 
 

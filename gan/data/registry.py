@@ -24,3 +24,10 @@ def dataset_name(config: Mapping | None) -> str | None:
         if target == f"{cls.__module__}.{cls.__qualname__}":
             return name
     return None
+
+
+def primary_of(dataset: str | None) -> tuple[str, str]:
+    """(metric, "lower" | "higher") the named data declares its runs are ranked by; FID, lower
+    better, for data without a name (fake, folder) or one the registry does not know."""
+    cls = DATASETS.get(dataset or "")
+    return (getattr(cls, "primary_metric", "fid"), getattr(cls, "primary_better", "lower"))

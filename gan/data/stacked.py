@@ -69,6 +69,8 @@ class StackedMNIST(MNIST):
     img_shape = (3, 28, 28)
     num_classes = 1000
     final_n = 26_000  # the papers' protocol (PacGAN, VEEGAN, R3GAN); Liu et al.: 50,000
+    # the mode-collapse benchmark's score: KL(mode histogram || uniform), lower is better
+    primary_metric = "mode_kl"
 
     def __init__(self, n_train: int = 60_000, n_test: int = 50_000, triple_seed: int = 0,
                  **kwargs):

@@ -9,8 +9,11 @@ Every name, schema and verdict of a run's artefacts lives here; writers and read
   checkpoints), `cpu_s` (the process's CPU time), images seen, img/s, the reason for `diverged`.
 - `metrics.json`: the final metrics with the protocol they were measured under (schema 2):
   `{"schema": 2, "metrics": {"fid": ...}, "protocol": {"dataset", "extractor", "n",
-  "reference", "sampler", "seed"}, ...}`. Metric names are bare (`fid`); files written before
-  (training: `val/fid`, no protocol) read the same.
+  "reference", "sampler", "seed", "primary", "primary_better"}, ...}`. Metric names are bare
+  (`fid`); files written before (training: `val/fid`, no protocol) read the same. `primary`:
+  the metric the data declares its runs are ranked by (`mode_kl` for Stacked MNIST) and
+  `primary_better` which way (`lower`); a file without them declares FID, lower better
+  (`declared_primary`).
 - `curve.csv`: one row per evaluation during training: where the run stood, then `val/<metric>`.
 - `FAILED.txt`: why a sweep job failed (a traceback or one line).
 - A sweep folder's `index.tsv` (one row per job) and `swept_keys.txt` (the keys it varies).
@@ -133,6 +136,17 @@ def protocol(dataset: str, extractor: str | None, n: int, reference: str, sample
     settings and acceptance rate)."""
     return {"dataset": dataset, "extractor": extractor, "n": int(n), "reference": reference,
             "sampler": sampler, "posthoc": posthoc or {"name": "plain"}, "seed": int(seed)}
+
+
+PRIMARY_DEFAULT = ("fid", "lower")  # what a metrics.json from before `primary` ranks by
+
+
+def declared_primary(stamp: dict | None) -> tuple[str, str]:
+    """(metric, "lower" | "higher"): what a protocol stamp says its run is ranked by; FID,
+    lower better, for a stamp from before the key (or none)."""
+    stamp = stamp or {}
+    return (str(stamp.get("primary") or PRIMARY_DEFAULT[0]),
+            str(stamp.get("primary_better") or PRIMARY_DEFAULT[1]))
 
 
 def write_metrics(path: str | os.PathLike, metrics: dict, stamp: dict, **context) -> dict:

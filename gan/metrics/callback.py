@@ -54,6 +54,9 @@ class Metrics(OnTheClock, L.Callback):
             n_final = getattr(DATASETS.get(dataset), "final_n", 10_000)
         self.n, self.n_final = n, n_final
         self.extractor_choice = extractor
+        from gan.data.registry import primary_of
+
+        self.primary = primary_of(dataset)  # the data module's own, once setup sees it
         # resolved in setup, against the data and the model (`auto`: the data's)
         self.extractor = extractors.resolve(extractor, None) if extractor != "auto" else None
         self._absent: dict[str, str] = {}
@@ -69,6 +72,8 @@ class Metrics(OnTheClock, L.Callback):
 
         spec = image_model(pl_module).spec
         datamodule = trainer.datamodule
+        self.primary = (getattr(datamodule, "primary_metric", self.primary[0]),
+                        getattr(datamodule, "primary_better", self.primary[1]))
         name = extractors.resolve(self.extractor_choice, getattr(datamodule, "extractor", None))
         if name is not None:
             extractors.check_fits(name, spec)
@@ -182,6 +187,7 @@ class Metrics(OnTheClock, L.Callback):
                          about.get("draws_with", about.get("family", "model")), self.seed,
                          about.get("sampler"))
         stamp["extractor_name"] = self.extractor
+        stamp["primary"], stamp["primary_better"] = self.primary  # what gan.report ranks by
         stamp["spec"] = model.spec.to_dict()
         if self.extractor:
             stamp["feature_dim"] = int(extractors.load(self.extractor).num_features)

@@ -1,4 +1,6 @@
-"""The report's pictures: FID curves per group (`curves.png`) and the final grids (`mosaic.png`)."""
+"""The report's pictures: the primary metric's curves per group (`curves.png`: FID, or what the
+runs declare, e.g. mode KL, from curve.csv's `val/<metric>` column) and the final grids
+(`mosaic.png`). The nearest-training-image picture is gan/sweeps/nearest.py's."""
 
 from __future__ import annotations
 
@@ -9,12 +11,14 @@ from pathlib import Path
 from gan.sweeps.stats import t_interval
 
 
-def _group_curve(group, x: str) -> tuple[list[float], list[float], list[float]]:
-    """Mean x, mean FID and its half-width at each evaluation (curves aligned by index; the
-    final n_final evaluation is left out as it uses more samples)."""
+def _group_curve(group, x: str, column: str = "val/fid"
+                 ) -> tuple[list[float], list[float], list[float]]:
+    """Mean x, mean of the metric's curve.csv `column` and its half-width at each evaluation
+    (curves aligned by index; the final n_final evaluation is left out as it uses more
+    samples)."""
     curves = []
     for run in group.scored():
-        rows = [r for r in run.curve if math.isfinite(r.get("val/fid", math.nan))]
+        rows = [r for r in run.curve if math.isfinite(r.get(column, math.nan))]
         if rows:
             rows = [r for r in rows if r.get("n") == rows[0].get("n")]
             curves.append(rows)
@@ -24,7 +28,7 @@ def _group_curve(group, x: str) -> tuple[list[float], list[float], list[float]]:
     xs, ys, hs = [], [], []
     for i in range(length):
         xs.append(sum(c[i].get(x, math.nan) for c in curves) / len(curves))
-        mean, half = t_interval([c[i]["val/fid"] for c in curves])
+        mean, half = t_interval([c[i][column] for c in curves])
         ys.append(mean)
         hs.append(half if math.isfinite(half) else 0.0)
     return xs, ys, hs
@@ -36,6 +40,10 @@ def plot_curves(report, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from gan.sweeps.report import title as metric_title
+
+    primary = getattr(report, "primary", "fid")
+    column, name = f"val/{primary}", metric_title(primary)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
     drawn = False
     # curves written since the training clock was split carry train_s (evaluation excluded)
@@ -43,12 +51,12 @@ def plot_curves(report, path: Path) -> None:
                              for r in g.scored() for row in r.curve) else "wall_s"
     for g in report.groups:
         for ax, x in zip(axes, (clock, "images_seen")):
-            xs, ys, hs = _group_curve(g, x)
+            xs, ys, hs = _group_curve(g, x, column)
             if not xs:
                 continue
             drawn = True
             (line,) = ax.plot(xs, ys, marker="o", ms=3, label=f"{g.id}: {g.label}"[:60])
-            # FID > 0; log axis: a study spans FID 10 to 1,000 and the good groups sit low
+            # FID, KL > 0; log axis: a study spans FID 10 to 1,000 and the good groups sit low
             ax.fill_between(xs, [max(y - h, y / 10) for y, h in zip(ys, hs)],
                             [y + h for y, h in zip(ys, hs)],
                             color=line.get_color(), alpha=0.2)
@@ -56,13 +64,13 @@ def plot_curves(report, path: Path) -> None:
               "wall_s": "wall time (s), evaluation included"}
     for ax, title in zip(axes, (titles[clock], "real images seen by D")):
         ax.set_xlabel(title)
-        ax.set_ylabel("FID (mean, 95 % band; log scale)")
+        ax.set_ylabel(f"{name} (mean, 95 % band; log scale)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     if drawn:
         axes[1].legend(fontsize=7)
     else:
-        axes[0].text(0.5, 0.5, "no curve.csv with val/fid", ha="center",
+        axes[0].text(0.5, 0.5, f"no curve.csv with {column}", ha="center",
                      transform=axes[0].transAxes)
     fig.tight_layout()
     fig.savefig(path)

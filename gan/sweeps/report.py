@@ -14,16 +14,28 @@ the first DIR gets
   with its simultaneous interval, P(improvement), Welch on the successful runs (conditional,
   unadjusted), the verdict; every run's FID and the median; every final metric with its
   interval (Student-t; bounded metrics: the runs' range at n <= 3, else the t interval
-  clipped to the range); what the design can detect; the time spent (training, evaluation,
-  CPU, each said);
-- `curves.png`: FID against training time and against images seen, mean per group with its
-  band;
-- `mosaic.png`: the final grid of each group, labelled with its differing keys.
+  clipped to the range; `modes` 0..1,000, `memorisation_ratio` >= 0 among them); what the
+  design can detect; the time spent (training, evaluation, CPU, each said);
+- `curves.png`: the primary metric (curve.csv's `val/<metric>`) against training time and
+  against images seen, mean per group with its band;
+- `mosaic.png`: the final grid of each group, labelled with its differing keys;
+- `nearest.png` (`report.nearest`, default on): for the top 6 groups, 8 seeded samples of the
+  first ok run's last.ckpt above their nearest training images in the run's extractor
+  features, with the group's memorisation ratio (`gan.sweeps.nearest`); a group it cannot
+  picture (no checkpoint, no extractor, no data root) gets a one-line note instead.
+
+The primary metric is the data's: each data module declares what ranks its runs and which way
+is better (`mode_kl` for Stacked MNIST, `fid` for the rest), and metrics.json records it in its
+protocol stamp (`primary`, `primary_better`); a file from before the key declares `fid`
+(`PRIMARY`). Ranking, the verdicts, the per-seed column, the curves, the column titles and the
+intro use and name the metric the runs declare; report.csv's primary columns are named after it
+(`fid_median` for FID runs, as always; `mode_kl_median` for Stacked MNIST). Runs declaring
+different primaries are refused in one line (`check_protocol`).
 
 Failures count: a failed, diverged or unreadable run is the worst outcome, +inf: tied at the
 worst rank, so no value imputed for it moves a p-value, and a variant that diverges in any seed
-ranks below one that never does. Groups rank by success rate, then by their median FID. Runs
-whose metrics were measured against different data or features are refused.
+ranks below one that never does. Groups rank by success rate, then by their median primary
+metric. Runs whose metrics were measured against different data or features are refused.
 """
 
 from __future__ import annotations
@@ -38,7 +50,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from gan.io.artefacts import (
+    PRIMARY_DEFAULT,
     Unreadable,
+    declared_primary,
     read_curve,
     read_metrics,
     read_protocol,
@@ -50,6 +64,7 @@ from gan.io.legacy import current_target
 from gan.io.usage import UsageError
 from gan.sweeps import ranks, stats
 from gan.sweeps.figures import mosaic_size, plot_curves, plot_mosaic
+from gan.sweeps.nearest import NEAREST_GROUPS, NEAREST_SAMPLES, nearest_rows, plot_nearest
 from gan.sweeps.stats import t_interval
 from gan.sweeps.verdicts import (
     BOOTSTRAP_FROM,
@@ -64,16 +79,26 @@ from gan.sweeps.verdicts import (
 __all__ = ["make_report", "mosaic_size", "t_interval", "Report", "Group", "Run"]
 
 # Final metrics (metrics.json), in table order, with their column titles.
-METRICS = {"fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
-           "coverage": "coverage", "classes_covered": "classes",
-           "min_class_share": "rarest class", "label_accuracy": "label acc",
-           "label_purity": "label purity"}
-PRIMARY = "fid"  # what ranks and what the verdicts test; lower is better
-# Metrics bounded to a range (classes_covered: 0 .. the dataset's classes): their intervals
-# must stay inside it.
+METRICS = {"fid": "FID", "mode_kl": "mode KL", "modes": "modes", "kid": "KID",
+           "precision": "precision", "recall": "recall", "coverage": "coverage",
+           "classes_covered": "classes", "min_class_share": "rarest class",
+           "label_accuracy": "label acc", "label_purity": "label purity",
+           "memorisation_ratio": "memorisation ratio"}
+# What ranks and what the verdicts test, lower better, where the runs declare nothing (a
+# metrics.json from before `protocol.primary`); runs declare their data's (`mode_kl` for
+# Stacked MNIST: gan.data.images.ImageDataModule.primary_metric).
+PRIMARY = PRIMARY_DEFAULT[0]
+# Metrics bounded to a range (classes_covered: 0 .. the dataset's classes; modes: 0 .. 1,000
+# digit triples): their intervals must stay inside it.
 BOUNDED = {"precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0),
            "min_class_share": (0.0, 1.0), "label_accuracy": (0.0, 1.0),
-           "label_purity": (0.0, 1.0), "classes_covered": (0.0, math.inf)}
+           "label_purity": (0.0, 1.0), "classes_covered": (0.0, math.inf),
+           "modes": (0.0, 1000.0), "memorisation_ratio": (0.0, math.inf)}
+
+
+def title(metric: str) -> str:
+    """A metric's column title (`FID`, `mode KL`)."""
+    return METRICS.get(metric, metric)
 
 # What status.json says a run spent, with column titles that say which clock.
 SPENT = {"train_s": "train s (training only)", "eval_s": "eval s (metrics, grids, ckpts)",
@@ -227,6 +252,7 @@ class Group:
     comparison: Analysis | None = None             # vs the reference; None for the reference
     unpaired: str = ""                             # why the comparison is not paired
     verdict: str = ""
+    primary: str = PRIMARY                         # the metric that ranks (the runs' declared)
 
     @property
     def config(self) -> dict:
@@ -234,7 +260,7 @@ class Group:
 
     @property
     def headline(self) -> str:
-        return f"FID median {fmt(self.median)}"
+        return f"{title(self.primary)} median {fmt(self.median)}"
 
     def counts(self) -> dict:
         out = dict.fromkeys(STATUS_COLUMNS, 0)
@@ -308,23 +334,25 @@ def relabel(groups: list[Group], baseline: Group) -> None:
             "same config as the baseline"
 
 
-def outcome(run: Run) -> float:
+def outcome(run: Run, primary: str = PRIMARY) -> float:
     """A run's primary outcome: the metric, or FAIL (+inf, the worst rank) for a failed,
     diverged or unreadable run; NaN when it has no outcome yet (pending) or wrote none."""
     if run.status in FAILED:
         return FAIL
-    if run.status == "ok" and PRIMARY in run.metrics:
-        return float(run.metrics[PRIMARY])
+    if run.status == "ok" and primary in run.metrics:
+        return float(run.metrics[primary])
     return math.nan
 
 
-def summarise(group: Group) -> None:
+def summarise(group: Group, primary: str = PRIMARY) -> None:
+    group.primary = primary
     scored = group.scored()
     for name in METRICS:
         group.stats[name] = summary([r.metrics.get(name, math.nan) for r in scored],
                                     BOUNDED.get(name))
     # runs, not seeds, are the unit: two runs of one seed are two outcomes
-    group.outcomes = [(r, outcome(r)) for r in group.runs if not math.isnan(outcome(r))]
+    group.outcomes = [(r, outcome(r, primary)) for r in group.runs
+                      if not math.isnan(outcome(r, primary))]
     values = [v for _, v in group.outcomes]
     group.outcome = summary(values)  # the successful runs: conditional on success
     group.median = statistics.median(values) if values else math.nan  # failures worst
@@ -335,7 +363,8 @@ def summarise(group: Group) -> None:
 
 
 def rank(groups: list[Group]) -> list[Group]:
-    """By success rate (ok runs of all), then by median FID with a failure counting as the worst
+    """By success rate (ok runs of all), then by the median of the primary metric (FID, or
+    what the runs declare: mode KL) with a failure counting as the worst
     (then by mean; groups without any outcome last). A variant that diverges in some seeds never
     ranks above one that never does, however good its survivors: a recipe is worth its
     failures. Within one success rate the median stays honest with failures in it."""
@@ -401,7 +430,7 @@ def compare(groups: list[Group], reference: Group | None, vs: str) -> None:
     reference.verdict = vs
 
 
-def power_line(groups: list[Group], reference: Group | None) -> str:
+def power_line(groups: list[Group], reference: Group | None, primary: str = PRIMARY) -> str:
     """What the design can detect: the shift the quality family's rank test (the one the
     verdicts use) finds with power 0.8 at Holm's first step and at its last, at the design's
     runs per group and the pooled SD of the successful runs (simulated with normal runs)."""
@@ -413,12 +442,13 @@ def power_line(groups: list[Group], reference: Group | None) -> str:
         return "**Power:** fewer than 2 successful runs per group: no spread to size the design."
     first, last = power(sd, n, n, m)
     smallest = ranks.min_p(n, n)
+    name = title(primary)
 
     def said(delta, alpha):
-        return (f"{fmt(delta, 3)} FID at α = {alpha:.2g}" if math.isfinite(delta) else
+        return (f"{fmt(delta, 3)} {name} at α = {alpha:.2g}" if math.isfinite(delta) else
                 f"no shift at α = {alpha:.2g} (its smallest p is {smallest:.2g})")
 
-    return (f"**Power:** at n = {n} runs per group and a pooled SD of {fmt(sd, 3)} FID "
+    return (f"**Power:** at n = {n} runs per group and a pooled SD of {fmt(sd, 3)} {name} "
             f"(successful runs), the exact two-sided Mann–Whitney test finds with power 0.8 "
             f"{said(first, stats.ALPHA / m)} (Holm's first step over {m}) and "
             f"{said(last, stats.ALPHA)} (its last step); simulated with normal runs.")
@@ -478,6 +508,9 @@ class Report:
     notes: list[str]
     reference: Group | None = None
     vs: str = "best"
+    primary: str = PRIMARY  # the metric that ranks, as the runs declare it
+    nearest: list = field(default_factory=list)  # nearest.png's rows (gan.sweeps.nearest)
+    nearest_notes: list = field(default_factory=list)  # groups it skipped, one line each
 
 
 # What a metric is relative to: groups that differ here are not comparable at all. Config keys
@@ -487,18 +520,41 @@ PROTOCOL_CONFIG = ("data", "data.class", "data.name")
 PROTOCOL_STAMP = ("dataset", "extractor", "reference", "n")
 
 
-def check_protocol(runs: list[Run]) -> None:
-    """Refuse, in one line naming the keys, runs whose metrics were measured differently."""
+def declared(run: Run) -> tuple[str, str] | None:
+    """(metric, direction) the run's metrics.json declares it is ranked by (FID, lower, for a
+    file from before the key); None for a run that wrote no metrics (it declares nothing)."""
+    return declared_primary(run.protocol) if run.metrics else None
+
+
+def check_protocol(runs: list[Run]) -> str:
+    """Refuse, in one line naming the keys, runs whose metrics were measured differently, or
+    that declare different primary metrics (one report ranks by one metric). Returns the
+    primary metric the runs declare (PRIMARY where none wrote metrics)."""
     differ = [k for k in PROTOCOL_CONFIG
               if len({fmt(r.config.get(k)) for r in runs if k in r.config}) > 1]
     differ += [f"metrics.json protocol.{k}" for k in PROTOCOL_STAMP
                if len({fmt(r.protocol.get(k)) for r in runs if k in r.protocol}) > 1]
     if differ:
         raise UsageError(
-            "these runs measure FID against different data or features and do not compare: "
+            "these runs measure their metrics against different data or features and do not "
+            "compare: "
             + "; ".join(f"{k} = " + " | ".join(sorted({fmt(r.config.get(k)) if not k.startswith(
                 "metrics") else fmt(r.protocol.get(k.rsplit('.', 1)[-1])) for r in runs}))
                 for k in differ) + " (report each protocol's folders on their own)")
+    primaries: dict[tuple[str, str], int] = {}
+    for run in runs:
+        if declared(run) is not None:
+            primaries[declared(run)] = primaries.get(declared(run), 0) + 1
+    if len(primaries) > 1:
+        raise UsageError(
+            "these runs declare different primary metrics (metrics.json protocol.primary = "
+            + " | ".join(f"{m}, {d} better: {k} run(s)" for (m, d), k in sorted(primaries.items()))
+            + "): one report ranks by one metric (report each data's folders on their own)")
+    metric, better = next(iter(primaries), PRIMARY_DEFAULT)
+    if better != "lower":
+        raise UsageError(f"the runs declare primary={metric}, {better} better: gan.report ranks "
+                         "by a lower-is-better primary metric only")
+    return metric
 
 
 def pick_reference(ranked: list[Group], baseline: str | None) -> Group | None:
@@ -513,15 +569,17 @@ def pick_reference(ranked: list[Group], baseline: str | None) -> Group | None:
     return next((g for g in ranked if len(g.outcomes) >= 2), None)
 
 
-def notes_for(ranked: list[Group], runs: list[Run], reference: Group | None) -> list[str]:
-    notes = [power_line(ranked, reference)]
+def notes_for(ranked: list[Group], runs: list[Run], reference: Group | None,
+              primary: str = PRIMARY) -> list[str]:
+    notes = [power_line(ranked, reference, primary)]
     if reference is not None and len(
             [v for _, v in reference.outcomes if math.isfinite(v)]) < 2:
         notes.append(f"**Reference {reference.id}** has fewer than 2 successful runs: no "
                      "quality verdicts; failure rates are still compared.")
     if any(r.status in FAILED for r in runs):
         notes.append("**Failures count:** a failed, diverged or unreadable run is the worst "
-                     "outcome: tied at the worst rank, whatever FID it measured.")
+                     f"outcome: tied at the worst rank, whatever {title(primary)} it "
+                     "measured.")
     pending = [r for r in runs if r.status in PENDING]
     if pending:
         notes.append(f"**Not finished:** {len(pending)} run(s) still running or interrupted "
@@ -543,27 +601,33 @@ def notes_for(ranked: list[Group], runs: list[Run], reference: Group | None) -> 
 
 
 def make_report(dirs: list[str | Path], ignore: tuple[str, ...] = (),
-                baseline: str | None = None, out: str | Path | None = None) -> Report:
+                baseline: str | None = None, out: str | Path | None = None,
+                nearest: bool = True) -> Report:
     dirs = [Path(d) for d in dirs]
     paths = find_runs(dirs)
     if not paths:
         raise FileNotFoundError(f"no run dirs (with .hydra/config.yaml) under "
                                 f"{', '.join(map(str, dirs))}")
     runs = [load_run(p) for p in paths]
-    check_protocol(runs)
+    primary = check_protocol(runs)
     groups, differ = group_runs(runs, tuple(ignore))
     for g in groups:
-        summarise(g)
+        summarise(g, primary)
     ranked = rank(groups)
     reference = pick_reference(ranked, baseline)
     if baseline:
         relabel(groups, reference)
     vs = "baseline" if baseline else "best"
     compare(ranked, reference, vs)
-    notes = notes_for(ranked, runs, reference)
+    notes = notes_for(ranked, runs, reference, primary)
     out = Path(out) if out else dirs[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
-    report = Report(ranked, differ, runs, out, notes, reference, vs)
+    report = Report(ranked, differ, runs, out, notes, reference, vs, primary)
+    if nearest:
+        report.nearest, report.nearest_notes = nearest_rows(ranked)
+        (out / "nearest.png").unlink(missing_ok=True)  # never a stale one from before
+        if report.nearest:
+            plot_nearest(report.nearest, out / "nearest.png")
     write_tables(report, dirs)
     plot_curves(report, out / "curves.png")
     plot_mosaic(report, out / "mosaic.png")
@@ -580,11 +644,11 @@ def spent_columns(report: Report) -> list[str]:
 
 
 def seed_values(g: Group) -> str:
-    """Every run's FID outcome, by seed, a failed one marked (with what it measured, if
-    anything: the rank tests never read it)."""
+    """Every run's primary outcome (FID, mode KL), by seed, a failed one marked (with what it
+    measured, if anything: the rank tests never read it)."""
     cells = []
     for r, v in sorted(g.outcomes, key=lambda rv: str(rv[0].seed)):
-        measured = r.metrics.get(PRIMARY)
+        measured = r.metrics.get(g.primary)
         cells.append(f"{r.seed}:{fmt(v)}" if math.isfinite(v) else
                      f"{r.seed}:✗{'' if measured is None else f'({fmt(float(measured))})'}")
     return " ".join(cells)
@@ -616,11 +680,14 @@ def cells(g: Group) -> dict:
 
 
 def verdict_row(i: int, g: Group) -> dict:
+    """One report.csv row. The primary metric's columns are named after it (`fid_median`,
+    `mode_kl_median`), so FID reports keep the columns they always had; `primary` names it."""
     c = g.comparison or Analysis()
+    p = g.primary
     return {"rank": i, "group": g.id, "what differs": g.label, "n": len(g.runs),
-            **g.counts(), "success": g.success(), "fid_median": g.median,
-            "fid_mean": g.outcome.mean, "fid_low": g.outcome.low, "fid_high": g.outcome.high,
-            "fid_seeds": seed_values(g),
+            **g.counts(), "success": g.success(), "primary": p, f"{p}_median": g.median,
+            f"{p}_mean": g.outcome.mean, f"{p}_low": g.outcome.low,
+            f"{p}_high": g.outcome.high, f"{p}_seeds": seed_values(g),
             "failures": c.failures, "finished": c.n, "fail_low": c.fail_low,
             "fail_high": c.fail_high, "p_fail": c.fail_p, "p_fail_holm": c.fail_p_holm,
             "test": c.test, "p": c.p, "p_holm": c.p_holm, "shift": c.shift,
@@ -654,8 +721,9 @@ def write_csv(report: Report) -> None:
 
 def verdict_table(report: Report) -> list[str]:
     ref = report.reference
-    header = ["#", "group", "what differs", "ok/all", "FID median (failures worst)",
-              "FID per seed", "failed k/n [95 % CP]", "Fisher p (Holm)",
+    name = title(report.primary)
+    header = ["#", "group", "what differs", "ok/all", f"{name} median (failures worst)",
+              f"{name} per seed", "failed k/n [95 % CP]", "Fisher p (Holm)",
               f"shift vs {ref.id if ref else '–'} [simultaneous]", "P(improvement)",
               "rank test", "p", "p (Holm)", "Welch Δ on successes [95 %], p (unadjusted)",
               "verdict"]
@@ -672,7 +740,7 @@ def verdict_table(report: Report) -> list[str]:
 
 def metrics_table(report: Report) -> list[str]:
     metrics, spent = columns(report), spent_columns(report)
-    header = ["#", "group", *[f"{METRICS[m]} (median)" for m in metrics],
+    header = ["#", "group", *[f"{title(m)} (median)" for m in metrics],
               *[SPENT[k] for k in spent]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i, g in enumerate(report.groups, 1):
@@ -683,6 +751,14 @@ def metrics_table(report: Report) -> list[str]:
     return lines
 
 
+def primary_said(metric: str) -> str:
+    """The primary metric as the intro names it, with where it comes from."""
+    if metric == PRIMARY:
+        return "FID (the primary metric these runs declare; lower is better)"
+    return (f"{title(metric)} (`{metric}`, the primary metric these runs' data declares in "
+            "metrics.json; lower is better)")
+
+
 def intro(report: Report, dirs: list[Path]) -> list[str]:
     against = (f"the baseline {report.reference.id}" if report.vs == "baseline" else
                f"the top-ranked group with 2 runs or more, {report.reference.id}"
@@ -691,7 +767,8 @@ def intro(report: Report, dirs: list[Path]) -> list[str]:
         f"# Report: {len(report.runs)} runs in {len(report.groups)} groups", "",
         f"From {', '.join(f'`{d}`' for d in dirs)}. A group is one config with its runs (two "
         "runs of one seed are two runs). Ranked by success rate (ok runs of all), then by the "
-        "median FID, a failed, diverged or unreadable run counting as the worst. Each group is "
+        f"median {primary_said(report.primary)}, a failed, diverged or unreadable run counting "
+        "as the worst. Each group is "
         f"compared with {against} on two questions, each a family under Holm's correction: "
         "**does it fail more often** (failed k/n with its Clopper–Pearson interval, Fisher's "
         "exact test) and **is it better when it trains** (an exact rank test with every "
@@ -709,6 +786,23 @@ def intro(report: Report, dirs: list[Path]) -> list[str]:
         ""]
 
 
+def nearest_section(report: Report) -> list[str]:
+    """report.md's memorisation picture: samples above their nearest training images."""
+    if not (report.nearest or report.nearest_notes):
+        return []
+    lines = ["## Nearest training images (memorisation, visible)", "",
+             f"Per group (the top {NEAREST_GROUPS} at most), {NEAREST_SAMPLES} samples of its "
+             "first ok run's `checkpoints/last.ckpt` (fixed seed) above the training image "
+             "nearest to each in the run's extractor features, with the group's memorisation "
+             "ratio (median over its runs; below 1: samples sit closer to training images than "
+             "held-out reals do). An FID gain from copying shows here as near-identical pairs.",
+             ""]
+    if report.nearest:
+        lines += ["![samples above their nearest training images](nearest.png)", ""]
+    lines += [f"- {note}" for note in report.nearest_notes]
+    return lines + ([""] if report.nearest_notes else [])
+
+
 def write_tables(report: Report, dirs: list[Path]) -> None:
     write_csv(report)
     lines = intro(report, dirs) + [n + "\n" for n in report.notes]
@@ -721,14 +815,18 @@ def write_tables(report: Report, dirs: list[Path]) -> None:
     lines += ["## Verdicts", "", *verdict_table(report), "",
               "## Final metrics and time spent", "",
               "Over the runs that wrote final metrics (ok and diverged runs): mean [interval] "
-              "(median). FID and KID: 95 % Student-t interval; bounded metrics (precision, "
-              "recall, coverage, classes, rarest class, label scores): the runs' min–max at "
+              "(median). FID, mode KL and KID: 95 % Student-t interval; bounded metrics "
+              "(precision, recall, coverage, classes, rarest class, label scores, modes of "
+              "1,000, memorisation ratio ≥ 0): the runs' min–max at "
               "n ≤ 3 (the values, no coverage claimed), else the 95 % Student-t interval "
-              "clipped to the metric's range. Time: means over runs, from "
+              "clipped to the metric's range. Memorisation ratio: the samples' median "
+              "nearest-training-image distance over held-out reals' (below 1: copying). "
+              "Time: means over runs, from "
               "status.json; `train s` is the training clock alone (what budget=time counts), "
               "`eval s` the evaluation, grids and checkpoints, `CPU s` the process's CPU time.",
               "", *metrics_table(report),
-              "", "![FID curves](curves.png)", "", "![final grids](mosaic.png)", "",
+              "", f"![{title(report.primary)} curves](curves.png)", "",
+              "![final grids](mosaic.png)", "", *nearest_section(report),
               "## Runs", ""]
     for g in report.groups:
         lines.append(f"- {g.id} ({g.budget()}): " + ", ".join(
