@@ -113,14 +113,11 @@ class ImageDataModule(L.LightningDataModule):
     num_classes: int
     name: str | None = None  # the registry's name (gan.data.registry), stored in checkpoints
     extractor: str | None = None  # the feature extractor metrics.extractor=auto picks for it
-<<<<<<< HEAD
     final_n: int = 10_000  # samples the final metrics score: this data's protocol n
-=======
     # The metric this data's runs are ranked by (metrics.json `protocol.primary`, gan.report)
     # and which way is better: FID unless the data has a better-suited score of its own.
     primary_metric: str = "fid"
     primary_better: str = "lower"
->>>>>>> report
 
     @property
     def spec(self) -> ImageSpec:
