@@ -272,7 +272,8 @@ def test_evaluate_scores_a_samples_file(mnist, cache, tmp_path, monkeypatch, cap
         # a samples file carries no requested labels: everything but label_accuracy
         # digits, not stacked triples, and a samples file carries no requested labels
         assert set(report["metrics"]) == (set(metrics.DESCRIPTIONS) - {
-            "label_accuracy", "label_purity", "modes", "mode_kl", "mode_kl_log10"}
+            "label_accuracy", "label_purity", "modes", "mode_kl", "mode_kl_log10", "modes_real",
+            "mode_kl_real"}
             - {k for k in metrics.DESCRIPTIONS if k.startswith("pixel_")})
         bad = compose("evaluate", overrides=[f"samples={samples}", "n=501"])
         with pytest.raises(SystemExit) as stop:

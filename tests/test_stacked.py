@@ -99,3 +99,30 @@ def test_final_metrics_default_to_the_datas_protocol_n():
     assert Metrics("stacked_mnist").n_final == 26_000
     assert Metrics("mnist").n_final == 10_000 and Metrics("fake").n_final == 10_000
     assert Metrics("stacked_mnist", n_final=1000).n_final == 1000
+
+
+def test_metrics_setup_refuses_more_samples_than_the_reference_and_drops_the_fid_guard():
+    """Before any training: n_final beyond the held-out images is one line (it once failed only
+    at the end, and the run was called diverged); Stacked MNIST is scored by mode KL, so the
+    FID guard (digit-feature units) is off there and kept for digits."""
+    from types import SimpleNamespace
+
+    from gan.data.images import MNIST
+    from gan.io.usage import UsageError
+    from gan.metrics.callback import Metrics
+    from tests.toy_family import PixelGaussian
+
+    def set_up(metrics, data, shape):
+        metrics.setup(SimpleNamespace(datamodule=data), PixelGaussian(shape), "fit")
+        return metrics
+
+    stacked = StackedMNIST(root=".", download=False)
+    with pytest.raises(UsageError, match=r"callbacks.metrics.n_final=60000 exceeds the 50,000 "
+                                         r"held-out images of data=stacked_mnist") as err:
+        set_up(Metrics("stacked_mnist", n_final=60_000), stacked, (3, 28, 28))
+    assert "\n" not in str(err.value)
+    with pytest.raises(UsageError, match="callbacks.metrics.n_final=26000 exceeds the 10,000"):
+        set_up(Metrics("mnist", n_final=26_000), MNIST(root=".", download=False), (1, 28, 28))
+    assert set_up(Metrics("stacked_mnist", max_fid=400), stacked, (3, 28, 28)).max_fid is None
+    digits = set_up(Metrics("mnist", max_fid=400), MNIST(root=".", download=False), (1, 28, 28))
+    assert digits.max_fid == 400

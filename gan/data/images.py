@@ -114,6 +114,7 @@ class ImageDataModule(L.LightningDataModule):
     name: str | None = None  # the registry's name (gan.data.registry), stored in checkpoints
     extractor: str | None = None  # the feature extractor metrics.extractor=auto picks for it
     final_n: int = 10_000  # samples the final metrics score: this data's protocol n
+    reference_size: int | None = None  # held-out images the metrics compare with (n at most)
     # The metric this data's runs are ranked by (metrics.json `protocol.primary`, gan.report)
     # and which way is better: FID unless the data has a better-suited score of its own.
     primary_metric: str = "fid"
@@ -179,6 +180,7 @@ class _TorchvisionIDX(ImageDataModule):
         "t10k-labels-idx1-ubyte",
     )
     sizes = {True: 60_000, False: 10_000}
+    reference_size = 10_000
     img_shape = (1, 28, 28)
     num_classes = 10
 

@@ -13,6 +13,7 @@ from gan.core.guard import ADVICE, garbage_reason, host_number
 from gan.data.registry import DATASETS
 from gan.io.artefacts import METRICS, append_curve_row, protocol, update_status, write_metrics
 from gan.io.image_model import ImageModel
+from gan.io.usage import UsageError
 from gan.metrics import extractors
 from gan.timing.clock import OnTheClock
 
@@ -60,6 +61,7 @@ class Metrics(OnTheClock, L.Callback):
         # resolved in setup, against the data and the model (`auto`: the data's)
         self.extractor = extractors.resolve(extractor, None) if extractor != "auto" else None
         self._absent: dict[str, str] = {}
+        self._skipped = ""  # why the last scoring failed (a ValueError's message)
         self._real = None  # real images for the pixel statistics (no extractor)
         self._final: dict[str, float] = {}
         self._images_bucket = 0
@@ -84,6 +86,17 @@ class Metrics(OnTheClock, L.Callback):
         else:
             self._absent = extractors.absent(self.extractor_choice, spec)
         self.extractor = name
+        limit = getattr(DATASETS.get(self.dataset), "reference_size", None)
+        if name is not None and limit is not None and max(self.n, self.n_final) > limit:
+            key = "n_final" if self.n_final > limit else "n"
+            raise UsageError(f"callbacks.metrics.{key}={max(self.n, self.n_final)} exceeds the "
+                             f"{limit:,} held-out images of data={self.dataset}: the metrics "
+                             f"compare n samples with n real ones; use at most {limit}")
+        if self.primary[0] != "fid" and self.max_fid is not None:
+            # FID is not this data's score, and its units differ (Stacked MNIST's 384-d
+            # per-channel features): guard.max_fid would call a fine run garbage
+            log.info("guard.max_fid off: data=%s is scored by %s", self.dataset, self.primary[0])
+            self.max_fid = None
         if name is None:
             self._real = getattr(datamodule, "train_images", None)
             log.info("metrics: pixel statistics only (%s)", next(iter(self._absent.values())))
@@ -110,6 +123,7 @@ class Metrics(OnTheClock, L.Callback):
                                    memorisation=final)
         except ValueError as err:  # NaN samples: the loss check owns divergence, not metrics
             log.warning("metrics skipped at step %s: %s", model.describe().get("step"), err)
+            self._skipped = str(err)
             return {}
 
     def _evaluate(self, trainer, pl_module) -> None:
@@ -175,6 +189,8 @@ class Metrics(OnTheClock, L.Callback):
         self._final = {f"val/{k}": float(v)
                        for k, v in self._score(pl_module, self.n_final, final=True).items()}
         reason = garbage_reason(self._final, self.max_fid, self.min_classes_covered)
+        if not self._final and self._skipped:  # say why, not a guess
+            reason = f"final samples could not be scored: {self._skipped}"
         if reason is not None:
             log.warning("run marked diverged: %s; %s", reason, ADVICE)
             update_status(trainer.default_root_dir, status="diverged", reason=reason)
