@@ -126,3 +126,25 @@ def test_metrics_setup_refuses_more_samples_than_the_reference_and_drops_the_fid
     assert set_up(Metrics("stacked_mnist", max_fid=400), stacked, (3, 28, 28)).max_fid is None
     digits = set_up(Metrics("mnist", max_fid=400), MNIST(root=".", download=False), (1, 28, 28))
     assert digits.max_fid == 400
+
+
+@needs_mnist
+def test_cached_reference_features_name_their_triples(tmp_path, monkeypatch):
+    """Features of 10,000 test triples cached by an older reference are never read as the
+    50,000 the metrics now compare with: the cache name says which triples they are."""
+    from gan.metrics import extractors, scores
+
+    class Mean(torch.nn.Module):
+        def features_and_logits(self, x):
+            return x.mean((2, 3)), x.mean((1, 2, 3))[:, None]
+
+    monkeypatch.setattr(extractors, "load", lambda name: Mean())
+    scores.clear_memo()
+    sizes = []
+    for size in (300, 700):
+        monkeypatch.setattr(StackedMNIST, "reference_size", size)
+        sizes.append(len(scores.real_features("stacked_mnist", str(data_root()), "test",
+                                              cache=tmp_path, extractor="stacked_mnist")))
+        scores.clear_memo()
+    assert sizes == [300, 700]
+    assert len(list(tmp_path.glob("real_stacked_mnist_test_triples*_seed0_*.pt"))) == 2

@@ -73,9 +73,16 @@ class StackedMNIST(MNIST):
     # the mode-collapse benchmark's score: KL(mode histogram || uniform), lower is better
     primary_metric = "mode_kl"
 
-    def __init__(self, n_train: int = 60_000, n_test: int = 50_000, triple_seed: int = 0,
+    @classmethod
+    def reference_tag(cls, train: bool) -> str:
+        """Which triples the metrics' reference is (this class's defaults), for the names of
+        cached features: a reference of other triples must never be read from the cache."""
+        return f"triples{60_000 if train else cls.reference_size}_seed0"
+
+    def __init__(self, n_train: int = 60_000, n_test: int | None = None, triple_seed: int = 0,
                  **kwargs):
         super().__init__(**kwargs)
+        n_test = self.reference_size if n_test is None else n_test
         for key, value in (("n_train", n_train), ("n_test", n_test)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"data.{key}={value} must be an integer >= 1 (stacked images)")

@@ -138,7 +138,10 @@ def real_features(
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     extractor = extractor or dataset
     digest = extractors.digest(extractor)
-    path = Path(cache or cache_dir()) / f"real_{dataset}_{split}_{extractor}_{digest[:16]}.pt"
+    # data whose reference is drawn (Stacked MNIST's triples) names which one it is
+    tag = getattr(DATASETS.get(dataset), "reference_tag", None)
+    tag = f"{tag(split == 'train')}_" if tag else ""
+    path = Path(cache or cache_dir()) / f"real_{dataset}_{split}_{tag}{extractor}_{digest[:16]}.pt"
     if use_cache and str(path) in _REAL_MEMO:
         return _REAL_MEMO[str(path)]
     feats = None
