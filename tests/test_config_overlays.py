@@ -22,9 +22,11 @@ NUMBERS = ("lr_g", "lr_d", "betas")
 # be a real difference: test_an_overlay_sets_only_what_it_changes checks it.
 SETTERS = {
     "lr_g": {"recipe/default", "recipe/unconditional", "variant/equal_lr", "variant/info_w01",
-             "variant/wgan", "variant/wgan_gp", "experiment/sagan_hinge_sn_ema"},
+             "variant/wgan", "variant/wgan_gp", "experiment/sagan_hinge_sn_ema",
+             "experiment/stacked_mnist"},
     "lr_d": {"recipe/default", "recipe/unconditional", "variant/equal_lr", "variant/info_w01",
-             "variant/wgan", "variant/wgan_gp", "experiment/sagan_hinge_sn_ema"},
+             "variant/wgan", "variant/wgan_gp", "experiment/sagan_hinge_sn_ema",
+             "experiment/stacked_mnist"},
     "betas": {"recipe/default", "variant/info_w01", "variant/wgan_gp",
               "experiment/sagan_hinge_sn_ema", "experiment/cdcgan_projection",
               "experiment/seed", "experiment/resnet_hinge_sn"},

@@ -23,7 +23,8 @@ PAGES = [README, *GUIDES]  # docs/*/report.md are gan.report outputs, kept as wr
 RUN_DIR = "outputs/<date>/<time>"  # the README's stand-in for the folder a run writes
 # A training command's cheap form: these go after the README's own overrides, and the last
 # value of a key wins, so the model, loss and tricks the README names still compose and build.
-CHEAP_TRAIN = ["data=fake", "data.n=64", "data.batch_size=16", "budget=epochs", "budget.value=1",
+# data.n=128: experiment=stacked_mnist clusters 100 images, and k-means needs as many
+CHEAP_TRAIN = ["data=fake", "data.n=128", "data.batch_size=16", "budget=epochs", "budget.value=1",
                "trainer.max_epochs=1", "trainer.accelerator=cpu", "n_fixed=16", "threads=1",
                "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 # Fake data has no metric classifier, so the projection uses pixels alone, in a few steps.
