@@ -80,6 +80,8 @@ def test_stacked_mnist_trains_and_reports_modes(tmp_path):
 
     run_module("gan.train", "data=stacked_mnist", "budget=images", "budget.value=2000",
                "callbacks.metrics.n=1000", "callbacks.metrics.n_final=1000",
+               # 2,000 images draw few modes yet: the garbage guard is not what this tests
+               "guard.min_classes_covered=null",
                f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=900)
     assert '"status": "done"' in (tmp_path / "run" / "status.json").read_text()
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -139,7 +139,10 @@ def test_sweep_with_a_failing_job_exits_nonzero_and_lists_it(tmp_path):
     [ok] = sweep.glob("1_optim.lr_d=0.001,*")
     hparams, tags, finals = hparams_of(ok)
     assert hparams == {"optim.lr_d": pytest.approx(1e-3), "seed": 0}  # swept keys + seed
-    assert tags == set(finals) == {"final/g_loss", "final/d_loss"}  # data=fake: no FID
+    # data=fake: no extractor, so no FID; its metrics.json holds the pixel statistics instead
+    assert tags == set(finals) == {"final/g_loss", "final/d_loss", "final/pixel_mean",
+                                   "final/pixel_std", "final/pixel_mean_gap",
+                                   "final/pixel_std_ratio"}
     report = make_report([sweep])
     assert sorted(g.counts()["failed"] for g in report.groups) == [0, 1]
 
