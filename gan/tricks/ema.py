@@ -21,20 +21,32 @@ class EMA(Trick):
     copied, not averaged, as in StyleGAN2-ADA: averaged statistics would not match any weights.
     Before G step `start_step` the average just copies G (BigGAN's ema_start); `warmup` uses
     decay_t = min(decay, (1 + t) / (10 + t)) for t steps since the start, so early averages do
-    not drag in the random initialisation."""
+    not drag in the random initialisation.
 
-    def __init__(self, decay: float = 0.999, start_step: int = 0, warmup: bool = False):
-        if not 0.0 <= decay < 1.0 or start_step < 0:
-            raise ValueError(f"tricks.ema needs 0 <= decay < 1 and start_step >= 0, "
-                             f"got decay={decay}, start_step={start_step}")
+    `bn_images=n` (> 0) re-estimates the average's BatchNorm statistics on n of its own samples
+    before it is next used (BigGAN's "standing statistics"): G's running statistics belong to
+    G's weights, not to the average's. The samples are seeded (the same z and labels every
+    time) and never touch the training RNG; checkpoints hold the re-estimated statistics, so
+    a restored model draws as the run's metrics did."""
+
+    def __init__(self, decay: float = 0.999, start_step: int = 0, warmup: bool = False,
+                 bn_images: int = 0):
+        if not 0.0 <= decay < 1.0 or start_step < 0 or bn_images < 0:
+            raise ValueError(f"tricks.ema needs 0 <= decay < 1, start_step >= 0 and "
+                             f"bn_images >= 0, got decay={decay}, start_step={start_step}, "
+                             f"bn_images={bn_images}")
         self.decay, self.start_step, self.warmup = decay, start_step, warmup
+        self.bn_images = bn_images
         self.ema: torch.nn.Module | None = None
+        self.module = None
+        self._stale = True  # the statistics do not yet belong to the averaged weights
         self._seen_g_step = 0
         self._paired: tuple = (None, None)
 
     state_name = "ema"
 
     def build_state(self, pl_module) -> torch.nn.Module:
+        self.module = pl_module  # for its latent size and label space (standing statistics)
         return copy.deepcopy(pl_module.generator).requires_grad_(False)
 
     def bind_state(self, state: torch.nn.Module) -> None:
@@ -53,6 +65,9 @@ class EMA(Trick):
         dtype and device, not one per parameter), then G's buffers copied in one more."""
         ema_params, params = self._weights(generator)
         torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        if self.bn_images:  # re-estimated when next used (standing_statistics)
+            self._stale = True
+            return
         # Buffers are looked up each time: Module.to() replaces buffer tensors (not parameters)
         ema_buffers = dict(self.ema.named_buffers())
         buffers = dict(generator.named_buffers())
@@ -78,5 +93,47 @@ class EMA(Trick):
             self._seen_g_step = pl_module.g_step
             self.update(pl_module.generator, self.decay_at(pl_module.g_step))
 
+    @torch.no_grad()
+    def standing_statistics(self) -> None:
+        """The average's BatchNorm statistics as the mean over `bn_images` of its own samples
+        (train mode, cumulative average), from a fixed seed."""
+        norms = [m for m in self.ema.modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        self._stale = False
+        if not norms or self.module is None:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        weight = next(self.ema.parameters())
+        labels = self.module.spec.labels.sample(self.bn_images, seed=0)
+        g = torch.Generator().manual_seed(0)
+        was_training = self.ema.training
+        self.ema.train()
+        try:
+            for chunk in labels.split(500):
+                z = torch.randn(len(chunk), self.module.latent_dim, generator=g)
+                self.ema(z.to(weight.device, weight.dtype), chunk.to(weight.device))
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.ema.train(was_training)
+
     def sampling_generator(self, generator):
-        return self.ema if self.ema is not None else generator
+        if self.ema is None:
+            return generator
+        if self.bn_images and self._stale:
+            self.standing_statistics()
+        return self.ema
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        # Lightning gathered the weights before this hook: put the re-estimated statistics in
+        if not self.bn_images or self.ema is None:
+            return
+        self.sampling_generator(pl_module.generator)
+        weights = checkpoint["state_dict"]
+        for name, buffer in self.ema.named_buffers():
+            key = f"trick_state.{self.state_name}.{name}"
+            if key in weights:
+                weights[key] = buffer.detach().clone()

@@ -54,18 +54,51 @@ def nearest(features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return torch.cdist(features, centres.to(features.dtype)).argmin(dim=1)
 
 
-def kmeans(features: torch.Tensor, centres: torch.Tensor, iters: int = 20) -> torch.Tensor:
+def kmeans(features: torch.Tensor, centres: torch.Tensor, iters: int = 20,
+           reseed_empty: bool = False) -> torch.Tensor:
     """Lloyd's k-means from the given initial centres: (N, F), (K, F) -> centres (K, F). A
-    cluster left empty keeps its centre (its frequency is then 0: G never draws it)."""
+    cluster left empty keeps its centre (its frequency is then 0: G never draws it), or, with
+    `reseed_empty`, moves to the points farthest from their own centres (deterministic)."""
     for _ in range(iters):
         assign = nearest(features, centres)
         sums = torch.zeros_like(centres).index_add_(0, assign, features)
         counts = torch.bincount(assign, minlength=len(centres)).unsqueeze(1)
         new = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
+        empty = (counts.squeeze(1) == 0).nonzero().flatten()
+        if reseed_empty and len(empty):
+            far = (features - centres[assign]).pow(2).sum(1).topk(len(empty)).indices
+            new[empty] = features[far]
         if torch.equal(new, centres):
             break
         centres = new
     return centres
+
+
+def inertia(features: torch.Tensor, centres: torch.Tensor) -> float:
+    """Sum of squared distances to the nearest centre: what k-means minimises."""
+    return float(torch.cdist(features, centres.to(features.dtype)).min(dim=1).values.pow(2).sum())
+
+
+def best_of_restarts(features: torch.Tensor, start: torch.Tensor, restarts: int,
+                     generator: torch.Generator, iters: int = 20,
+                     reseed_empty: bool = False) -> torch.Tensor:
+    """k-means from `start`, and from `restarts - 1` k-means++ seeds: the lowest inertia wins."""
+    centres = kmeans(features, start, iters, reseed_empty)
+    for _ in range(restarts - 1):
+        seeds = kmeans_plus_plus(features.cpu(), len(start), generator).to(features.device)
+        other = kmeans(features, seeds, iters, reseed_empty)
+        if inertia(features, other) < inertia(features, centres):
+            centres = other
+    return centres
+
+
+def purity(assigned: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """Share of images whose cluster's most common label is their own (1.0: every cluster is
+    one class). A diagnostic against true labels: never used in training."""
+    counts = torch.zeros(k, int(labels.max()) + 1, dtype=torch.long)
+    counts.index_put_((assigned.cpu(), labels.cpu().long()),
+                      torch.ones(len(labels), dtype=torch.long), accumulate=True)
+    return float(counts.max(dim=1).values.sum()) / len(labels)
 
 
 def kmeans_plus_plus(features: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -94,18 +127,41 @@ def match_clusters(old: torch.Tensor, new: torch.Tensor, k: int) -> torch.Tensor
 class SelfConditioned(Trick):
     """`tricks=[ema,self_cond]` with `model.conditional=true`: G and a projection D conditioned
     on `clusters` k-means clusters of D's features of `n_images` real training images,
-    reclustered every `recluster_every` D steps."""
+    reclustered every `recluster_every` D steps (and once at D step `first_recluster`, if set).
+
+    The clustering levers (issue 29; docs/digits/levers.md has their verdicts):
+    `restarts` k-means runs per reclustering (the warm start plus k-means++ seeds; the lowest
+    inertia wins), `reseed_empty` moves an emptied centre to the worst-fitted point,
+    `encoder_bn: real` re-estimates the frozen trunk's BatchNorm statistics on the real subset
+    (D's running statistics mix real and fake batches). `purity_images` held-out real images
+    are assigned to the clusters at each reclustering and their purity against the true labels
+    is logged (`diag/cluster_purity`): a diagnostic, never read by training."""
 
     def __init__(self, clusters: int = DEFAULT_CLUSTERS, recluster_every: int = 2000,
-                 n_images: int = DEFAULT_N_IMAGES, iters: int = 20, seed: int = 0):
-        if clusters < 2 or recluster_every < 1 or n_images < clusters or iters < 1:
+                 n_images: int = DEFAULT_N_IMAGES, iters: int = 20, seed: int = 0,
+                 first_recluster: int | None = None, restarts: int = 1,
+                 reseed_empty: bool = False, encoder_bn: str = "running",
+                 purity_images: int = 5000):
+        if (clusters < 2 or recluster_every < 1 or n_images < clusters or iters < 1
+                or restarts < 1 or purity_images < 0
+                or (first_recluster is not None and first_recluster < 1)):
             raise ValueError(f"tricks.self_cond needs clusters >= 2, recluster_every >= 1, "
-                             f"n_images >= clusters and iters >= 1, got clusters={clusters}, "
-                             f"recluster_every={recluster_every}, n_images={n_images}, "
-                             f"iters={iters}")
+                             f"n_images >= clusters, iters >= 1, restarts >= 1, "
+                             f"purity_images >= 0 and first_recluster null or >= 1, got "
+                             f"clusters={clusters}, recluster_every={recluster_every}, "
+                             f"n_images={n_images}, iters={iters}, restarts={restarts}, "
+                             f"purity_images={purity_images}, first_recluster={first_recluster}")
+        if encoder_bn not in ("running", "real"):
+            raise ValueError(f"tricks.self_cond.encoder_bn must be running or real, got "
+                             f"{encoder_bn!r}")
         self.label_count = clusters  # the nets embed cluster ids, not the data's classes
         self.clusters, self.recluster_every = clusters, recluster_every
         self.n_images, self.iters, self.seed = n_images, iters, seed
+        self.first_recluster, self.restarts = first_recluster, restarts
+        self.reseed_empty, self.encoder_bn = reseed_empty, encoder_bn
+        self.purity_images = purity_images
+        self.heldout: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.trainer = None
         self.module: nn.Module | None = None
         self.images: torch.Tensor | None = None
         self.assigned: torch.Tensor | None = None  # the subset's current cluster ids
@@ -182,26 +238,63 @@ class SelfConditioned(Trick):
         g = torch.Generator().manual_seed(self.seed)
         pick = torch.randperm(len(images), generator=g)[: self.n_images]
         self.images = images[pick.to(images.device)].to(pl_module.device)
+        self.trainer = trainer
+        self.heldout = self._heldout(trainer.datamodule)
         if not self.state.centres.any():  # fresh run: cluster the random D's features
             self.recluster()
         else:  # resumed: the centres and encoder came with the checkpoint
             self.assigned = nearest(self._subset_features(), self.state.centres)
 
+    def _heldout(self, datamodule) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The first `purity_images` held-out real images with their labels, for the purity
+        diagnostic only; None where the data has no labelled held-out split."""
+        split = getattr(datamodule, "test_split", None)
+        if not self.purity_images or not callable(split):
+            return None
+        images, labels = split()
+        if labels is None or labels.ndim != 1 or len(labels) == 0:
+            return None
+        n = min(self.purity_images, len(labels))
+        return images[:n], labels[:n]
+
     def _subset_features(self) -> torch.Tensor:
         return self.features(to_unit_range(self.images))
+
+    @torch.no_grad()
+    def _real_batchnorm(self, encoder: nn.Module) -> None:
+        """Re-estimate the trunk's BatchNorm statistics on the real subset alone (a cumulative
+        average over chunks), so the clustered features are real images' as D normalises them
+        without the fakes' share of the running statistics."""
+        norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        encoder.train()
+        dtype = next(encoder.parameters()).dtype
+        for x in to_unit_range(self.images).split(500):
+            encoder(x.to(dtype))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        encoder.eval()
 
     @torch.no_grad()
     def recluster(self) -> None:
         module = self.module
         state = self.state
         state.encoder = self._frozen(module.discriminator).to(module.device)
+        if self.encoder_bn == "real":
+            self._real_batchnorm(state.encoder)
         features = self._subset_features()
+        g = torch.Generator().manual_seed(self.seed + module.d_step)
         if self.assigned is None:
-            g = torch.Generator().manual_seed(self.seed)
             start = kmeans_plus_plus(features.cpu(), self.clusters, g).to(features.device)
         else:  # the old clusters' means under the new features (Liu et al., section 3.2)
             start = self._means(features, self.assigned, state.centres)
-        centres = kmeans(features, start, self.iters)
+        centres = best_of_restarts(features, start, self.restarts, g, self.iters,
+                                   self.reseed_empty)
         assigned = nearest(features, centres)
         if self.assigned is not None:
             perm = match_clusters(self.assigned, assigned, self.clusters).to(assigned.device)
@@ -211,6 +304,19 @@ class SelfConditioned(Trick):
         state.centres = centres
         counts = torch.bincount(assigned, minlength=self.clusters).float()
         state.prior = counts / counts.sum()
+        self._log_purity(module)
+
+    def _log_purity(self, module) -> None:
+        if self.heldout is None:
+            return
+        images, labels = self.heldout
+        assigned = nearest(self.features(to_unit_range(images.to(module.device))),
+                           self.state.centres)
+        value = purity(assigned, labels, self.clusters)
+        log.info("self_cond: clustered at D step %d, purity %.3f on %d held-out images "
+                 "(diagnostic)", module.d_step, value, len(labels))
+        for logger in getattr(self.trainer, "loggers", []):
+            logger.log_metrics({"diag/cluster_purity": value}, step=int(module.g_step))
 
     def _means(self, features, assigned, previous) -> torch.Tensor:
         sums = torch.zeros(self.clusters, features.shape[1], device=features.device)
@@ -219,7 +325,8 @@ class SelfConditioned(Trick):
         return torch.where(counts > 0, sums / counts.clamp(min=1), previous.to(features.device))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if pl_module.d_step % self.recluster_every == 0:
+        if (pl_module.d_step % self.recluster_every == 0
+                or pl_module.d_step == self.first_recluster):
             self.recluster()
 
     @torch.no_grad()
