@@ -111,3 +111,21 @@ def test_ema_standing_statistics_belong_to_the_average_and_reach_the_checkpoint(
     torch.testing.assert_close(sampler.generator.project[2].running_mean, stats)
     with pytest.raises(ValueError, match="bn_images"):
         EMA(bn_images=-1)
+
+
+def test_rpgan_penalties_are_r1_and_r2():
+    from gan.core.losses import RpGAN
+    from gan.tricks.penalties import R1, R2
+
+    torch.manual_seed(0)
+    weight = torch.randn(1, 12)
+    critic = lambda x: (x.flatten(1) * weight).sum(1) + x.flatten(1).pow(2).sum(1)  # noqa: E731
+    real, fake = torch.randn(5, 1, 3, 4), torch.randn(5, 1, 3, 4)
+    loss = RpGAN(r1_gamma=2.0, r2_gamma=0.5)
+    expected = R1(gamma=2.0).d_penalty(critic, real, fake, 0) + R2(gamma=0.5).d_penalty(
+        critic, real, fake, 0)
+    torch.testing.assert_close(loss.penalty(critic, real, fake), expected)
+    assert loss.double_backward and not RpGAN().double_backward
+    assert RpGAN().penalty(critic, real, fake) == 0.0
+    with pytest.raises(ValueError, match="r1_gamma"):
+        RpGAN(r1_gamma=-1)

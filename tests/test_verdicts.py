@@ -307,3 +307,24 @@ def test_runs_whose_config_cannot_be_read_form_a_named_failed_group(tmp_path):
     assert broken.counts()["failed"] == 2 and broken.label.startswith("unreadable")
     md = (report.out / "report.md").read_text()
     assert f"**Every run unreadable:** {broken.id}" in md and ".hydra/config.yaml:" in md
+
+
+def test_the_levers_table_decides_by_the_reports_rule():
+    """tools/levers_table.py (issue 29) re-decides the stored per-seed values of
+    docs/digits/levers.tsv with the report's rule: the new default's 5 seeds against the old
+    default's 5 are their own family; a one-seed lever is a screen."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("levers_table", root / "tools/levers_table.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = tool.load(root / "docs/digits/levers.tsv")
+    decided = {name: r for _, name, _, r in tool.decide(rows, tool.FAMILIES)}
+    confirmation = decided[tool.NEW + " vs old"]
+    assert confirmation.n == 5 and confirmation.failures == 0
+    assert confirmation.verdict == "better" and confirmation.p == pytest.approx(2 / 252)
+    one_seed = [r for name, r in decided.items() if len(rows[name]["seeds"]) == 1]
+    assert one_seed and all(r.verdict.startswith("screen") for r in one_seed)
+    summary = "\n".join(tool.summary(rows))
+    assert "| " + tool.NEW + " | 5/5 |" in summary

@@ -93,10 +93,10 @@ def arm(seeds: list[tuple], order: list[str] | None = None) -> Arm:
     return Arm([by_seed[k] for k in keys], keys)
 
 
-def decide(rows: dict) -> list[tuple]:
+def decide(rows: dict, families: tuple[str, ...] = FAMILIES) -> list[tuple]:
     """(family, technique, row, analysis) for every compared row, family by family."""
     out = []
-    for family in FAMILIES:
+    for family in families:
         members = [(name, row) for name, row in rows.items() if row["family"] == family]
         pairs = []
         for _, row in members:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.core.penalties import gradient_penalty
+from gan.core.penalties import gradient_penalty, squared_grad_norm
 
 
 class GANLoss:
@@ -101,9 +101,30 @@ class RpGAN(GANLoss):
     al. 2024): each fake is judged against a real, D minimises softplus(-(D(real) - D(fake)))
     and G softplus(-(D(fake) - D(real))), means over pairs. G's loss reads D(real), a constant
     for G. Pairs are (real i, fake i); where a trick keeps only some fakes (top-k), they pair
-    with the first reals: reals and fakes are independent draws, so any pairing is one."""
+    with the first reals: reals and fakes are independent draws, so any pairing is one.
+
+    `r1_gamma`, `r2_gamma`: R3GAN's objective is RpGAN with both zero-centred gradient
+    penalties, gamma/2 E||grad D||^2 on the reals (R1) and on the fakes (R2); without them
+    RpGAN does not converge locally (Huang et al. 2024, sec. 2). Part of the loss, so
+    `loss=rpgan` is the whole objective; 0 turns a penalty off (`tricks=[r1,r2]` are the same
+    penalties for any loss)."""
 
     needs_real_scores = True
+
+    def __init__(self, n_critic: int = 1, r1_gamma: float = 0.0, r2_gamma: float = 0.0):
+        super().__init__(n_critic)
+        if r1_gamma < 0 or r2_gamma < 0:
+            raise ValueError(f"loss.r1_gamma and loss.r2_gamma must be >= 0, got "
+                             f"{r1_gamma} and {r2_gamma}")
+        self.r1_gamma, self.r2_gamma = r1_gamma, r2_gamma
+        self.double_backward = bool(r1_gamma or r2_gamma)
+
+    def penalty(self, critic, real, fake):
+        total = 0.0
+        for gamma, images in ((self.r1_gamma, real), (self.r2_gamma, fake)):
+            if gamma:
+                total = total + gamma / 2 * squared_grad_norm(critic, images).mean()
+        return total
 
     def d_loss(self, d_real, d_fake, real_target=1.0):
         d_real = d_real[: len(d_fake)]
