@@ -110,7 +110,7 @@ PINNED = {
     ("experiment=dcgan_wgan",): {"optim.generator._target_": "torch.optim.RMSprop",
                                  "optim.lr_g": 5e-5, "optim.lr_d": 5e-5, "loss.clip": 0.01,
                                  "trainer.max_epochs": 30},
-    ("experiment=dcgan_wgan_gp",): {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4,
+    ("experiment=dcgan_wgan_gp",): {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "loss.n_critic": 5,
                                     "optim.betas": [0.0, 0.9], "loss.gp_weight": 10.0,
                                     "model.discriminator.norm": "layer",
                                     "trainer.max_epochs": 30},

@@ -56,8 +56,10 @@ ROWS = {
     "wgp5_8": ("loss=wgan_gp (n_critic 5)", "losses", NEW),
     "wgan8": ("loss=wgan", "losses", NEW),
     "wgan_lp8": ("loss=wgan_lp", "losses", NEW),
+    "wlp2_8": ("loss=wgan_lp loss.n_critic=2", "losses", NEW),
+    "mlp": ("model=mlp", "nets", NEW),
 }
-FAMILIES = ("confirmation", "old_default", "levers", "labelled", "losses")
+FAMILIES = ("confirmation", "old_default", "levers", "labelled", "losses", "nets")
 COLUMNS = ("family", "technique", "reference", "pairs", "seed", "fid", "status", "precision",
            "coverage", "min_class_share", "memorisation_ratio", "train_s", "img_per_s")
 
