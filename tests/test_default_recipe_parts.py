@@ -89,6 +89,8 @@ def test_a_4_by_6_multirun_on_the_default_recipe_finishes_every_job(tmp_path):
                # the first clustering reads 1,000 images, not 10,000 (ResNet's D: ~100 s), and
                # only the final metrics run, on 500 samples
                "tricks.self_cond.n_images=1000", "trainer.enable_model_summary=false",
+               # nor the purity diagnostic's 5,000 held-out digits (a full-size D on a CPU)
+               "tricks.self_cond.purity_images=0",
                "callbacks.metrics.every_n_epochs=null", "callbacks.metrics.n_final=500",
                "n_fixed=16",
                # 2 batches make garbage: the guard would mark them diverged, not failed
