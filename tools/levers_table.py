@@ -109,8 +109,8 @@ def summary(rows: dict) -> list[str]:
         else:
             cell = f"{fids[0]:.1f} (1 seed)" if fids else "–"
 
-        def mean(key, scale=1.0, digits=2):
-            vals = [float(e[key]) * scale for e in row["extra"] if e[key] not in ("", "nan")]
+        def mean(key, scale=1.0, digits=2, extra=row["extra"]):
+            vals = [float(e[key]) * scale for e in extra if e[key] not in ("", "nan")]
             return f"{st.mean(vals):.{digits}f}" if vals else "–"
         rare = [float(e["min_class_share"]) * 100 for e in row["extra"]
                 if e["min_class_share"] not in ("", "nan")]
