@@ -186,7 +186,7 @@ def test_resume_refuses_a_changed_training_key(ckpt, tmp_path):
     with pytest.raises(CheckpointError) as err:
         fit(cfg)
     text = str(err.value)
-    assert "optim.lr_g=0.0002 (checkpoint) vs 0.01 (this run)" in text and "\n" not in text
+    assert "optim.lr_g=0.0004 (checkpoint) vs 0.01 (this run)" in text and "\n" not in text
     assert "data.batch_size=16 (checkpoint) vs 8 (this run)" in text
     assert "resume.allow=" in text
     assert "recipe=unconditional" not in text  # the hint only where it is the cause
@@ -215,10 +215,10 @@ def test_resume_applies_allowed_keys_to_the_optimizer(ckpt, tmp_path, caplog):
     LearningRates.seen.clear()
     with caplog.at_level("INFO", logger="gan.runs.resume_config"):
         fit(cfg)
-    # Lightning restored the checkpoint's Adam state (lr_g 2e-4); the allowed lr replaced it,
-    # and only for G: D keeps the checkpoint's 2e-4.
-    assert LearningRates.seen[0] == [pytest.approx(1e-2), pytest.approx(2e-4)]
-    assert "optim.lr_g=0.0002 (checkpoint) vs 0.01 (this run)" in caplog.text
+    # Lightning restored the checkpoint's Adam state (lr_g 4e-4); the allowed lr replaced it,
+    # and only for G: D keeps the checkpoint's 4e-4.
+    assert LearningRates.seen[0] == [pytest.approx(1e-2), pytest.approx(4e-4)]
+    assert "optim.lr_g=0.0004 (checkpoint) vs 0.01 (this run)" in caplog.text
     assert "trainer.max_epochs=1 (checkpoint) vs 2 (this run)" in caplog.text
     stored = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert stored["hyper_parameters"]["config"]["optim"]["lr_g"] == 1e-2  # the folder says so
@@ -241,12 +241,12 @@ def test_an_interpolated_key_is_covered_by_its_source():
 def test_refused_resume_leaves_the_folder_as_it_was(ckpt, tmp_path, run_main):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "config.yaml").write_text("optim:\n  lr_g: 0.0002\n")
+    (run / ".hydra" / "config.yaml").write_text("optim:\n  lr_g: 0.0004\n")
     (run / "status.json").write_text(json.dumps({"status": "done", "g_step": 8}))
     code, out, err = run_main("gan.train", *TINY, f"ckpt_path={ckpt}", "optim.lr_g=1e-2",
                               f"hydra.run.dir={run}", cwd=tmp_path)
-    one_line(code, out, err, "train", "optim.lr_g=0.0002 (checkpoint) vs 0.01")
-    assert (run / ".hydra" / "config.yaml").read_text() == "optim:\n  lr_g: 0.0002\n"
+    one_line(code, out, err, "train", "optim.lr_g=0.0004 (checkpoint) vs 0.01")
+    assert (run / ".hydra" / "config.yaml").read_text() == "optim:\n  lr_g: 0.0004\n"
     assert not list((run / ".hydra").glob("config.*.yaml"))
     assert json.loads((run / "status.json").read_text())["status"] == "done"
     assert not (run / lock.LOCK).exists()

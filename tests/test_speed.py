@@ -206,7 +206,7 @@ def test_bench_prints_every_row_with_ratios_from_measured_times(tmp_path):
             assert len(r["seconds"]) == 2 and all(s > 0 for s in r["seconds"])
             assert r["step_s"] == pytest.approx(sorted(r["seconds"])[0] / 2 / 3
                                                 + sorted(r["seconds"])[1] / 2 / 3)
-            assert r["batch"] == 32  # the default recipe's, on either net
+            assert r["batch"] == 64  # the default recipe's, on either net
             assert r["img_per_s"] == pytest.approx(r["batch"] / r["step_s"])
         for ref, r in (("a", a), ("b", b)):  # paired per repeat: the median of two ratios
             ratios = [x / y for x, y in zip(r["seconds"], c["seconds"])]

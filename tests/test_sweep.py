@@ -43,7 +43,8 @@ def test_images_budget_stops_within_one_batch(fast_cfg):
 
 
 def test_g_steps_budget_is_exact_under_n_critic(fast_cfg):
-    module, status = fit_budget(fast_cfg, "loss=wgan_gp", "budget=g_steps", "budget.value=7")
+    module, status = fit_budget(fast_cfg, "loss=wgan_gp", "loss.n_critic=5", "budget=g_steps",
+                                "budget.value=7")
     assert (module.g_step, module.d_step) == (7, 35)       # n_critic=5: 5 D steps per G step
     assert (status["g_step"], status["d_step"], status["images_seen"]) == (7, 35, 35 * 16)
     assert status["img_per_s"] > 0 and status["wall_s"] >= status["train_s"] > 0
