@@ -129,3 +129,25 @@ def test_rpgan_penalties_are_r1_and_r2():
     assert RpGAN().penalty(critic, real, fake) == 0.0
     with pytest.raises(ValueError, match="r1_gamma"):
         RpGAN(r1_gamma=-1)
+
+
+def test_a_checkpoint_from_before_the_levers_resumes(tmp_path):
+    """A run written before these keys existed trained as their neutral values do: it resumes;
+    a key set away from neutral is still refused; the purity diagnostic never decides."""
+    from omegaconf import OmegaConf
+
+    from gan.runs.resume_config import ADDED_NEUTRAL, compare
+
+    cfg = compose_train([*FAST, "loss=rpgan", "loss.r1_gamma=0", "loss.r2_gamma=0"], tmp_path)
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    for key in [*ADDED_NEUTRAL, "tricks.self_cond.purity_images"]:
+        group, *path, leaf = key.split(".")
+        node = saved[group]
+        for part in path:
+            node = node[part]
+        node.pop(leaf)
+    assert compare(saved, cfg)[0] == []
+    changed = compose_train([*FAST, "loss=rpgan", "tricks.self_cond.purity_images=7"], tmp_path)
+    refused = compare(saved, changed)[0]
+    assert refused == ["loss.r1_gamma=<absent> (checkpoint) vs 1.0 (this run)",
+                       "loss.r2_gamma=<absent> (checkpoint) vs 1.0 (this run)"]

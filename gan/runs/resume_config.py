@@ -29,6 +29,13 @@ DECIDING = ("optim.", "loss.", "model.", "data.", "tricks.", "critic_norm")
 IGNORED = ("data.root", "data.download", "data.name", "data.num_workers", "data.on_device",
            "data.pin_memory", "data.persistent_workers")
 ALWAYS_ALLOWED = ("budget.", "trainer.max_epochs", "trainer.max_steps")
+# Keys added after checkpoints were written, at the value that trains as before they existed:
+# a checkpoint without the key trained exactly so, and resumes (issue 29's levers).
+ADDED_NEUTRAL = {"tricks.self_cond.first_recluster": None, "tricks.self_cond.restarts": 1,
+                 "tricks.self_cond.reseed_empty": False, "tricks.self_cond.encoder_bn": "running",
+                 "tricks.ema.bn_images": 0, "loss.r1_gamma": 0.0, "loss.r2_gamma": 0.0}
+# Diagnostics: logged, never read by training.
+DIAGNOSTIC = ("tricks.self_cond.purity_images",)
 OPTIMIZERS = ("generator", "discriminator")  # the module's optimizers, in this order
 
 
@@ -73,7 +80,10 @@ def compare(saved: Mapping, cfg: DictConfig) -> tuple[list[str], list[str], set[
     refused, applied, roles = [], [], set()
     for name in sorted(set(old) | set(new)):
         before, after = old.get(name, "<absent>"), new.get(name, "<absent>")
-        if before == after or _under(name, IGNORED) or name.startswith(("hydra.", "resume.")):
+        if before == after or _under(name, IGNORED) or _under(name, DIAGNOSTIC) or \
+                name.startswith(("hydra.", "resume.")):
+            continue
+        if before == "<absent>" and name in ADDED_NEUTRAL and after == ADDED_NEUTRAL[name]:
             continue
         line = f"{name}={before} (checkpoint) vs {after} (this run)"
         if _under(name, ALWAYS_ALLOWED) or _under(name, allow) or _under(
@@ -91,7 +101,7 @@ def recipe_hint(refused: list[str]) -> str:
     """The likeliest cause, where one recipe explains the differences: a run from before the
     self-conditioned default (2026-12-02) has no `tricks.self_cond`; it resumes with the
     recipe it was trained with."""
-    if any(line.startswith("tricks.self_cond.") and "=<absent> (checkpoint)" in line
+    if any(line.startswith("tricks.self_cond._target_=<absent> (checkpoint)")
            for line in refused):
         return (" It was trained without self-conditioning, as the default before 2026-12-02 "
                 "was: resume it with recipe=unconditional.")
