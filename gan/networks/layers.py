@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 # Layers that own a weight matrix or kernel: spectral norm normalises them, L2 penalises them,
@@ -44,3 +45,25 @@ def num_upsamplings(size: int) -> int:
     if stages == 0:
         raise ValueError(f"the conv nets need an even image size (28, 32, 64 ...), got {size}")
     return stages
+
+
+@torch.no_grad()
+def standing_batchnorm(module: nn.Module, batches) -> None:
+    """Re-estimate every BatchNorm's running statistics as the plain mean over `batches` (each a
+    tuple of the module's inputs), in train mode; momenta and the train/eval mode restored.
+    A module without BatchNorm is left as it is."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta, was_training = [m.momentum for m in norms], module.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    module.train()
+    try:
+        for inputs in batches:
+            module(*inputs)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        module.train(was_training)

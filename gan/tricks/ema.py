@@ -8,6 +8,7 @@ import copy
 import torch
 
 from gan.core.trick import Trick
+from gan.networks.layers import standing_batchnorm
 
 
 class EMA(Trick):
@@ -97,28 +98,17 @@ class EMA(Trick):
     def standing_statistics(self) -> None:
         """The average's BatchNorm statistics as the mean over `bn_images` of its own samples
         (train mode, cumulative average), from a fixed seed."""
-        norms = [m for m in self.ema.modules()
-                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         self._stale = False
-        if not norms or self.module is None:
+        if self.module is None:
             return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
         weight = next(self.ema.parameters())
         labels = self.module.spec.labels.sample(self.bn_images, seed=0)
-        g = torch.Generator().manual_seed(0)
-        was_training = self.ema.training
-        self.ema.train()
-        try:
-            for chunk in labels.split(500):
-                z = torch.randn(len(chunk), self.module.latent_dim, generator=g)
-                self.ema(z.to(weight.device, weight.dtype), chunk.to(weight.device))
-        finally:
-            for m, momentum in zip(norms, momenta):
-                m.momentum = momentum
-            self.ema.train(was_training)
+        g = torch.Generator()
+        g.manual_seed(0)
+        standing_batchnorm(self.ema, (
+            (torch.randn(len(chunk), self.module.latent_dim, generator=g).to(weight.device,
+                                                                              weight.dtype),
+             chunk.to(weight.device)) for chunk in labels.split(500)))
 
     def sampling_generator(self, generator):
         if self.ema is None:

@@ -33,6 +33,7 @@ from torch import nn
 from gan.core.trick import Trick
 from gan.data.images import to_unit_range
 from gan.io.spec import LabelSpace
+from gan.networks.layers import standing_batchnorm
 
 log = logging.getLogger(__name__)
 DEFAULT_CLUSTERS, DEFAULT_N_IMAGES = 50, 10000
@@ -260,24 +261,12 @@ class SelfConditioned(Trick):
     def _subset_features(self) -> torch.Tensor:
         return self.features(to_unit_range(self.images))
 
-    @torch.no_grad()
     def _real_batchnorm(self, encoder: nn.Module) -> None:
-        """Re-estimate the trunk's BatchNorm statistics on the real subset alone (a cumulative
-        average over chunks), so the clustered features are real images' as D normalises them
-        without the fakes' share of the running statistics."""
-        norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not norms:
-            return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
-        encoder.train()
+        """Re-estimate the trunk's BatchNorm statistics on the real subset alone, so the
+        clustered features are real images' as D normalises them without the fakes' share of
+        the running statistics."""
         dtype = next(encoder.parameters()).dtype
-        for x in to_unit_range(self.images).split(500):
-            encoder(x.to(dtype))
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
+        standing_batchnorm(encoder, ((x.to(dtype),) for x in to_unit_range(self.images).split(500)))
         encoder.eval()
 
     @torch.no_grad()
